@@ -1,0 +1,61 @@
+import Type, { type Static } from 'typebox';
+
+/**
+ * Every error inferq reports, with the HTTP status it is sent with.
+ * The API builds its `@fastify/error` registry from this table, the worker uses the
+ * same codes for job failures, and the README lists them.
+ */
+export const ERRORS = {
+  INFERQ_ERR_VALIDATION: { status: 400, message: 'Invalid request: %s' },
+  INFERQ_ERR_MALFORMED_JSON: { status: 400, message: 'The request body is not valid JSON: %s' },
+  INFERQ_ERR_UNKNOWN_TASK: { status: 400, message: 'Unknown task "%s"; supported tasks: %s' },
+  INFERQ_ERR_UNKNOWN_MODEL: { status: 404, message: 'Model "%s" is not in the models folder' },
+  INFERQ_ERR_TASK_MISMATCH: { status: 400, message: 'Model "%s" does not serve task "%s"' },
+  INFERQ_ERR_EMPTY_INPUT: { status: 400, message: 'The input is empty' },
+  INFERQ_ERR_INPUT_TOO_LARGE: { status: 413, message: 'The input is %d characters; the limit is %d' },
+  INFERQ_ERR_PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is larger than %d bytes' },
+  INFERQ_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Unsupported Content-Type "%s"; send application/json' },
+  INFERQ_ERR_JOB_NOT_FOUND: { status: 404, message: 'No job with id "%s"' },
+  INFERQ_ERR_NOT_FOUND: { status: 404, message: 'Route %s %s not found' },
+  INFERQ_ERR_RATE_LIMITED: { status: 429, message: 'Too many requests' },
+  INFERQ_ERR_QUEUE_UNAVAILABLE: { status: 503, message: 'The queue (Redis) is unavailable; retry later' },
+  INFERQ_ERR_INTERNAL: { status: 500, message: 'Internal error' },
+  INFERQ_ERR_INFERENCE_FAILED: { status: 500, message: 'Inference failed: %s' },
+  INFERQ_ERR_MODEL_NOT_LOADED: { status: 500, message: 'The worker could not load model "%s"' },
+  INFERQ_ERR_JOB_TIMEOUT: { status: 500, message: 'The job did not finish in time' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export const ERROR_CODES = Object.keys(ERRORS) as ErrorCode[];
+
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(ERRORS, code);
+}
+
+export const ErrorDetail = Type.Object(
+  {
+    code: Type.String({ description: 'Stable machine-readable code, e.g. INFERQ_ERR_VALIDATION' }),
+    message: Type.String({ description: 'Human-readable explanation' }),
+  },
+  { $id: 'ErrorDetail' },
+);
+export type ErrorDetail = Static<typeof ErrorDetail>;
+
+/** The body of every error response. */
+export const ErrorBody = Type.Object({ error: ErrorDetail }, { $id: 'ErrorBody' });
+export type ErrorBody = Static<typeof ErrorBody>;
+
+/**
+ * A job failure travels through BullMQ as `failedReason`, a plain string. We keep the code
+ * by writing it as `CODE: message` and reading it back here.
+ */
+export function encodeJobError(code: ErrorCode, message: string): string {
+  return `${code}: ${message}`;
+}
+
+export function decodeJobError(reason: string | undefined): ErrorDetail {
+  const match = /^(INFERQ_ERR_[A-Z_]+): ([\s\S]*)$/.exec(reason ?? '');
+  if (match?.[1] && isErrorCode(match[1])) return { code: match[1], message: match[2] ?? '' };
+  return { code: 'INFERQ_ERR_INFERENCE_FAILED', message: reason || 'The job failed' };
+}

@@ -1,0 +1,52 @@
+import { access, readFile } from 'node:fs/promises';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+
+/** The `config.json` fields inferq reads. */
+export interface ModelConfig {
+  model_type?: string;
+  architectures?: string[];
+  id2label?: Record<string, string>;
+  label2id?: Record<string, number>;
+  problem_type?: 'single_label_classification' | 'multi_label_classification' | 'regression';
+  max_position_embeddings?: number;
+  [key: string]: unknown;
+}
+
+const MODEL_ID = /^(?!.*(?:--|\.\.))[A-Za-z0-9][A-Za-z0-9._-]{0,95}\/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$/;
+
+/**
+ * `MODELS_DIR/<org>/<name>` for a model id. Throws for an id that is not `<org>/<name>`
+ * or that would leave the models folder.
+ */
+export function modelPath(modelsDir: string, modelId: string): string {
+  if (!MODEL_ID.test(modelId)) throw new Error(`Invalid model id "${modelId}": expected <org>/<name>`);
+  const root = resolve(modelsDir);
+  const dir = resolve(root, modelId);
+  const rel = relative(root, dir);
+  if (rel.startsWith('..') || isAbsolute(rel)) throw new Error(`Model id "${modelId}" leaves the models folder`);
+  return dir;
+}
+
+export async function readModelConfig(dir: string): Promise<ModelConfig> {
+  return JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as ModelConfig;
+}
+
+/**
+ * The ONNX file for an encoder-only or decoder-only export: `onnx/model.onnx`, or a
+ * variant such as `onnx/model_quantized.onnx` when `variant` is `quantized`.
+ */
+export async function onnxFile(dir: string, base = 'model', variant?: string): Promise<string> {
+  const file = join(dir, 'onnx', variant ? `${base}_${variant}.onnx` : `${base}.onnx`);
+  try {
+    await access(file);
+  } catch {
+    throw new Error(`Missing ${relative(dir, file)} in ${dir}`);
+  }
+  return file;
+}
+
+/** Labels in id order. */
+export function labelsOf(config: ModelConfig): string[] {
+  const entries = Object.entries(config.id2label ?? {}).sort(([a], [b]) => Number(a) - Number(b));
+  return entries.map(([, label]) => label);
+}
