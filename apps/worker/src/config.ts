@@ -1,0 +1,49 @@
+import { resolve } from 'node:path';
+import Type, { type Static } from 'typebox';
+import envSchema from 'env-schema';
+
+const Schema = Type.Object({
+  REDIS_URL: Type.String({ default: 'redis://127.0.0.1:6379', description: 'Redis connection URL' }),
+  QUEUE_PREFIX: Type.String({ default: 'inferq', minLength: 1, description: 'BullMQ key prefix; `{inferq}` for Redis Cluster' }),
+  MODELS_DIR: Type.String({ default: 'models', description: 'Folder of models, `<org>/<name>` each' }),
+  WORKER_MODELS: Type.String({
+    default: 'inferq/tiny-bert-classifier',
+    description: 'Comma-separated model ids this worker loads and serves',
+  }),
+  DEVICE: Type.Union([Type.Literal('cpu'), Type.Literal('webgpu'), Type.Literal('cuda')], {
+    default: 'cpu',
+    description: 'Execution provider; falls back to cpu (with a log line) when it cannot load',
+  }),
+  THREADS: Type.Integer({ default: 0, minimum: 0, description: 'onnxruntime intra-op threads per session; 0 = one per core' }),
+  MAX_BATCH_SIZE: Type.Integer({ default: 32, minimum: 1, maximum: 4096, description: 'Most inputs in one batch' }),
+  MAX_BATCH_TOKENS: Type.Integer({ default: 8192, minimum: 1, description: 'Most tokens in one batch, after padding' }),
+  MAX_DELAY_MS: Type.Number({ default: 5, minimum: 0, maximum: 10_000, description: 'Longest wait for a batch to fill, in milliseconds' }),
+  WORKER_CONCURRENCY: Type.Integer({ default: 0, minimum: 0, description: 'Jobs in flight per model queue; 0 = 2 x MAX_BATCH_SIZE' }),
+  BUILD_TINY_MODELS: Type.Boolean({ default: true, description: 'Build a missing inferq/tiny-* model instead of failing' }),
+  METRICS_PORT: Type.Integer({ default: 9464, minimum: 0, maximum: 65535, description: 'Port of /metrics (Prometheus); 0 picks a free one' }),
+  METRICS_HOST: Type.String({ default: '127.0.0.1', description: 'Address /metrics listens on' }),
+  LOG_LEVEL: Type.String({ default: 'info' }),
+});
+
+export type WorkerConfig = Omit<Static<typeof Schema>, 'WORKER_MODELS'> & {
+  /** Parsed WORKER_MODELS. */
+  models: string[];
+  /** Jobs in flight per model queue (WORKER_CONCURRENCY resolved). */
+  concurrency: number;
+};
+
+/** Reads and validates the worker's environment once; throws with every problem listed. */
+export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
+  const raw = envSchema<Static<typeof Schema>>({ schema: Schema, data: env, dotenv: false });
+  const models = raw.WORKER_MODELS.split(',')
+    .map((m) => m.trim())
+    .filter(Boolean);
+  if (models.length === 0) throw new Error('WORKER_MODELS names no model');
+  const { WORKER_MODELS: _unused, ...rest } = raw;
+  return {
+    ...rest,
+    MODELS_DIR: resolve(raw.MODELS_DIR),
+    models,
+    concurrency: raw.WORKER_CONCURRENCY || 2 * raw.MAX_BATCH_SIZE,
+  };
+}
