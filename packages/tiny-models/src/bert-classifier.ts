@@ -135,6 +135,15 @@ export function bertClassifierConfig(preset: BertClassifierPreset = {}): Record<
   };
 }
 
+/**
+ * Gain of linear-layer initialisation: weights are normal(0, LINEAR_GAIN / sqrt(fan_in)).
+ * Chosen by measurement: with 1 the [CLS] state barely depends on the other tokens and
+ * every text scores about the same; with 2 scores spread over roughly 0.1 to 0.9
+ * (tiny) and 0.2 to 0.7 (bench) without saturating. For the bench model that is a std
+ * of 0.10 (fan-in 384) and 0.05 (fan-in 1536), within what trained BERTs show.
+ */
+const LINEAR_GAIN = 2;
+
 /** Largest negative float32, which HF adds to the scores of masked positions. */
 const FLOAT32_MIN = -3.4028234663852886e38;
 
@@ -146,8 +155,9 @@ const FLOAT32_MIN = -3.4028234663852886e38;
  *
  * Weights of linear layers are stored `[in, out]` (already transposed for `MatMul`, as
  * exporters store them). Initialisation: embeddings normal(0, 0.02) as BERT; linear
- * layers normal(0, 1/sqrt(fan_in)) so attention is far from uniform and the logits of a
- * random model still differ from input to input; LayerNorm weight 1, bias 0.
+ * weights normal(0, 2/sqrt(fan_in)) so attention is far from uniform and the logits of a
+ * random model differ from input to input; linear biases normal(0, 0.02); LayerNorm
+ * weight 1, bias 0.
  */
 export function bertClassifierOnnx(preset: BertClassifierPreset = {}): Uint8Array {
   const o = resolvePreset(preset);
@@ -160,7 +170,7 @@ export function bertClassifierOnnx(preset: BertClassifierPreset = {}): Uint8Arra
   };
   const filled = (name: string, size: number, value: number): string => g.float(name, new Float32Array(size).fill(value), [size]);
   const linear = (scope: string, input: string, inSize: number, outSize: number, prefix: string, output?: string): string => {
-    const w = normal(`${prefix}.weight`, [inSize, outSize], 1 / Math.sqrt(inSize));
+    const w = normal(`${prefix}.weight`, [inSize, outSize], LINEAR_GAIN / Math.sqrt(inSize));
     const b = normal(`${prefix}.bias`, [outSize], 0.02);
     const mm = g.node('MatMul', [input, w], { name: `${scope}/MatMul` });
     return g.node('Add', [mm, b], { name: `${scope}/Add`, ...(output ? { output } : {}) });

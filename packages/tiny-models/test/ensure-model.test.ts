@@ -1,0 +1,55 @@
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DEFAULT_MODELS, ensureModel, TINY_CLASSIFIER, TINY_CLASSIFIER_ID, BENCH_CLASSIFIER_ID } from '../src/index.js';
+
+let modelsDir: string;
+
+beforeEach(async () => {
+  modelsDir = await mkdtemp(join(tmpdir(), 'tiny-models-ensure-'));
+});
+
+afterEach(async () => {
+  await rm(modelsDir, { recursive: true, force: true });
+});
+
+describe('ensureModel', () => {
+  it('knows the default model ids', () => {
+    expect(Object.keys(DEFAULT_MODELS).sort()).toEqual([BENCH_CLASSIFIER_ID, TINY_CLASSIFIER_ID].sort());
+    expect(TINY_CLASSIFIER_ID).toBe('inferq/tiny-bert-classifier');
+    expect(BENCH_CLASSIFIER_ID).toBe('inferq/bench-bert-classifier');
+  });
+
+  it('builds a model once under <org>/<name> and reuses it after', async () => {
+    const dir = await ensureModel(modelsDir, TINY_CLASSIFIER_ID);
+    expect(dir).toBe(join(modelsDir, 'inferq', 'tiny-bert-classifier'));
+    const first = await stat(join(dir, 'onnx', 'model.onnx'));
+    expect(await ensureModel(modelsDir, TINY_CLASSIFIER_ID)).toBe(dir);
+    const second = await stat(join(dir, 'onnx', 'model.onnx'));
+    expect(second.ino).toBe(first.ino);
+    expect(second.mtimeMs).toBe(first.mtimeMs);
+  });
+
+  it('leaves one complete folder and no temp folders when builds race', async () => {
+    const dirs = await Promise.all([1, 2, 3].map(() => ensureModel(modelsDir, 'acme/raced', { ...TINY_CLASSIFIER, seed: 5 })));
+    expect(new Set(dirs).size).toBe(1);
+    expect(await readdir(join(modelsDir, 'acme'))).toEqual(['raced']);
+    expect((await readdir(dirs[0]!)).length).toBe(6);
+  });
+
+  it('replaces a folder that has no model in it', async () => {
+    const dir = join(modelsDir, 'acme', 'broken');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'config.json'), '{}');
+    await ensureModel(modelsDir, 'acme/broken', TINY_CLASSIFIER);
+    expect((await stat(join(dir, 'onnx', 'model.onnx'))).size).toBeGreaterThan(0);
+    expect(await readdir(join(modelsDir, 'acme'))).toEqual(['broken']);
+  });
+
+  it('rejects unknown ids without a preset, and malformed ids', async () => {
+    await expect(ensureModel(modelsDir, 'acme/unknown')).rejects.toThrow(/no preset/);
+    await expect(ensureModel(modelsDir, '../escape', TINY_CLASSIFIER)).rejects.toThrow(/<org>\/<name>/);
+    await expect(ensureModel(modelsDir, 'a/b/c', TINY_CLASSIFIER)).rejects.toThrow(/<org>\/<name>/);
+  });
+});
