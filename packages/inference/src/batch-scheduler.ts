@@ -5,6 +5,11 @@ export interface BatchSchedulerOptions<I, P, O> {
   cost: (prepared: P) => number;
   /** Runs one batch; returns one output per input, in the same order. */
   run: (batch: P[]) => Promise<O[]>;
+  /**
+   * Inputs share a batch only when their keys are equal (e.g. generation settings that
+   * must be the same across a batch). @defaultValue every input has the same key
+   */
+  groupKey?: (prepared: P) => string;
   /** Most inputs in one batch. @defaultValue 32 */
   maxBatchSize?: number;
   /** Most tokens in one batch, counted after padding (`size x longest`). @defaultValue 8192 */
@@ -30,6 +35,7 @@ export interface BatchStats {
 
 interface Entry<P, O> {
   prepared: P;
+  key: string;
   cost: number;
   enqueuedAt: number;
   resolve: (value: O) => void;
@@ -49,8 +55,8 @@ const DEFAULTS = { maxBatchSize: 32, maxBatchTokens: 8192, maxDelayMs: 5 };
  * the failing input is alone.
  */
 export class BatchScheduler<I, P, O> {
-  private readonly opts: Required<Omit<BatchSchedulerOptions<I, P, O>, 'onBatch'>> &
-    Pick<BatchSchedulerOptions<I, P, O>, 'onBatch'>;
+  private readonly opts: Required<Omit<BatchSchedulerOptions<I, P, O>, 'onBatch' | 'groupKey'>> &
+    Pick<BatchSchedulerOptions<I, P, O>, 'onBatch' | 'groupKey'>;
   private pending: Entry<P, O>[] = [];
   private running = false;
   private closing = false;
@@ -81,7 +87,14 @@ export class BatchScheduler<I, P, O> {
         reject(err);
         return;
       }
-      this.pending.push({ prepared, cost: Math.max(1, this.opts.cost(prepared)), enqueuedAt: performance.now(), resolve, reject });
+      this.pending.push({
+        prepared,
+        key: this.opts.groupKey?.(prepared) ?? '',
+        cost: Math.max(1, this.opts.cost(prepared)),
+        enqueuedAt: performance.now(),
+        resolve,
+        reject,
+      });
       this.pump();
     });
   }
@@ -130,7 +143,7 @@ export class BatchScheduler<I, P, O> {
    */
   private pickBatch(due: boolean): Entry<P, O>[] | undefined {
     const { maxBatchSize, maxBatchTokens } = this.opts;
-    const sorted = [...this.pending].sort((a, b) => a.cost - b.cost);
+    const sorted = [...this.pending].sort((a, b) => (a.key === b.key ? a.cost - b.cost : a.key < b.key ? -1 : 1));
     const oldest = this.pending[0];
     let current: Entry<P, O>[] = [];
     let fullWithOldest: Entry<P, O>[] | undefined;
@@ -147,6 +160,7 @@ export class BatchScheduler<I, P, O> {
       current = [];
     };
     for (const entry of sorted) {
+      if (current.length > 0 && current[0]?.key !== entry.key) close(false);
       // Sorted ascending, so the entry being added is the longest so far.
       if (current.length > 0 && (current.length + 1) * entry.cost > maxBatchTokens) close(true);
       current.push(entry);

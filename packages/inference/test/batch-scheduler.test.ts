@@ -191,6 +191,18 @@ describe('BatchScheduler', () => {
     await expect(scheduler.submit('too late')).rejects.toThrow(/closed/);
   });
 
+  it('never mixes inputs with different group keys in one batch', async () => {
+    const { scheduler, batches, release } = makeGatedScheduler({ maxBatchSize: 8, groupKey: (s) => s.slice(0, 1) });
+    await vi.waitFor(() => expect(batches).toHaveLength(1));
+    const all = ['a1', 'b1', 'a2', 'b2', 'a3'].map((s) => scheduler.submit(s));
+    release();
+    await Promise.all(all);
+    expect(batches.slice(1).map((b) => [...b].sort()).sort()).toEqual([
+      ['a1', 'a2', 'a3'],
+      ['b1', 'b2'],
+    ]);
+  });
+
   it('rejects invalid limits at construction', () => {
     const base = { prepare: (s: string) => s, cost: () => 1, run: async (b: string[]) => b };
     expect(() => new BatchScheduler({ ...base, maxBatchSize: 0 })).toThrow(/maxBatchSize/);
