@@ -19,6 +19,11 @@ const Schema = Type.Object({
   MAX_BATCH_TOKENS: Type.Integer({ default: 8192, minimum: 1, description: 'Most tokens in one batch, after padding' }),
   MAX_DELAY_MS: Type.Number({ default: 5, minimum: 0, maximum: 10_000, description: 'Longest wait for a batch to fill, in milliseconds' }),
   WORKER_CONCURRENCY: Type.Integer({ default: 0, minimum: 0, description: 'Jobs in flight per model queue; 0 = 2 x MAX_BATCH_SIZE' }),
+  JOB_LOCK_MS: Type.Integer({
+    default: 30_000,
+    minimum: 1000,
+    description: 'Lock on a running job, renewed while it runs; a dead worker\'s jobs return to the queue this long after it died (milliseconds)',
+  }),
   BUILD_TINY_MODELS: Type.Boolean({ default: true, description: 'Build a missing inferq/tiny-* model instead of failing' }),
   METRICS_PORT: Type.Integer({ default: 9464, minimum: 0, maximum: 65535, description: 'Port of /metrics (Prometheus); 0 picks a free one' }),
   METRICS_HOST: Type.String({ default: '127.0.0.1', description: 'Address /metrics listens on' }),

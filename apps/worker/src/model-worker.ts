@@ -76,6 +76,8 @@ export class ModelWorker {
       connection: createRedis(config.REDIS_URL, 'worker'),
       prefix: config.QUEUE_PREFIX,
       concurrency: config.concurrency,
+      lockDuration: config.JOB_LOCK_MS,
+      stalledInterval: config.JOB_LOCK_MS,
       autorun: false,
     });
     worker.on('error', (err) => log.error({ err }, 'queue error'));
