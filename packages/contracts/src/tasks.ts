@@ -4,10 +4,8 @@ import Type, { type Static } from 'typebox';
 export const TASKS = ['classification'] as const;
 export type TaskName = (typeof TASKS)[number];
 
-export const Task = Type.Union(
-  TASKS.map((t) => Type.Literal(t)),
-  { description: 'What to do with the input' },
-);
+// An enum, not a union of mapped literals: `Type.Union` of an array (not a tuple) types as `never`.
+export const Task = Type.Enum(TASKS, { description: 'What to do with the input' });
 export type Task = Static<typeof Task>;
 
 export function isTask(task: string): task is TaskName {

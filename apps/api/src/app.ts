@@ -1,0 +1,110 @@
+import { readFileSync } from 'node:fs';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type RawReplyDefaultExpression,
+  type RawRequestDefaultExpression,
+  type RawServerDefault,
+} from 'fastify';
+import fp from 'fastify-plugin';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { LoggerOptions } from 'pino';
+import type { ApiConfig } from './config.js';
+import { errorHandlers, frameworkErrors } from './errors.js';
+import { loggerOptions } from './logger.js';
+import { modelCatalogPlugin } from './plugins/model-catalog.js';
+import { queuesPlugin } from './plugins/queues.js';
+import { healthRoutes } from './routes/health.js';
+import { jobRoutes } from './routes/jobs.js';
+import { modelRoutes } from './routes/models.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: ApiConfig;
+  }
+}
+
+export type ApiApp = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
+
+export interface AppOptions {
+  /** The parsed environment (`loadConfig()`). */
+  config: ApiConfig;
+}
+
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
+/**
+ * The whole API as one plugin: error handlers, external plugins (OpenAPI, docs UI), app
+ * plugins (queues, model catalog), then routes. Requests are validated with TypeBox's
+ * compiler: bodies are never coerced (`input: 5` is a 400), query strings and params are.
+ */
+export const app = fp<AppOptions>(
+  async (fastify, { config }) => {
+    fastify.decorate('config', config);
+    // Answers sent once closing has begun (long-polls cut short) close their connection, so
+    // a keep-alive socket doesn't hold the shutdown for the keep-alive timeout.
+    let closing = false;
+    fastify.addHook('preClose', async () => {
+      closing = true;
+    });
+    fastify.addHook('onSend', async (_request, reply) => {
+      if (closing) reply.header('connection', 'close');
+    });
+    fastify.setValidatorCompiler(TypeBoxValidatorCompiler);
+    // JSON only: without fastify's text/plain parser, any other body is a 415, not a confusing 400.
+    fastify.removeContentTypeParser('text/plain');
+    await fastify.register(errorHandlers);
+
+    await fastify.register(swagger, {
+      openapi: {
+        openapi: '3.1.0',
+        info: {
+          title: 'inferq',
+          version,
+          description: 'Batch inference service: queue text jobs, read their results. Every error body is `{error: {code, message}}`.',
+        },
+        tags: [
+          { name: 'jobs', description: 'Single inference jobs' },
+          { name: 'models', description: 'Models in the models folder' },
+          { name: 'health', description: 'Liveness and readiness' },
+        ],
+      },
+    });
+    await fastify.register(swaggerUi, { routePrefix: '/docs' });
+
+    await fastify.register(queuesPlugin, { redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
+    await fastify.register(modelCatalogPlugin, {
+      modelsDir: config.MODELS_DIR,
+      defaults: { classification: config.DEFAULT_MODEL_CLASSIFICATION },
+    });
+
+    await fastify.register(healthRoutes);
+    await fastify.register(modelRoutes);
+    await fastify.register(jobRoutes);
+  },
+  { name: 'inferq-api' },
+);
+
+export interface BuildAppOptions {
+  /** pino options, or `false` for no logs. @defaultValue `loggerOptions(config)` */
+  logger?: LoggerOptions | boolean;
+}
+
+/** A Fastify instance with the API registered, not yet listening (`inject` works at once). */
+export async function buildApp(config: ApiConfig, options: BuildAppOptions = {}): Promise<ApiApp> {
+  const fastify = Fastify({
+    logger: options.logger ?? loggerOptions(config),
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    frameworkErrors,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  await fastify.register(app, { config });
+  return fastify;
+}

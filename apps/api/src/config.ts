@@ -1,0 +1,47 @@
+import { resolve } from 'node:path';
+import envSchema from 'env-schema';
+import Type, { type Static } from 'typebox';
+import { MODEL_ID_PATTERN } from '@inferq/contracts';
+import { DEFAULT_PREFIX } from '@inferq/queue';
+
+/**
+ * The API's settings, read from the environment. `MODELS_DIR` defaults to `models` under the
+ * working directory, so the schema is built per call.
+ */
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+function configSchema(cwd: string) {
+  return Type.Object({
+    /** TCP port to listen on. */
+    PORT: Type.Integer({ minimum: 0, maximum: 65_535, default: 8080 }),
+    /** Address to bind. */
+    HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
+    /** Redis holding the queues. */
+    REDIS_URL: Type.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379' }),
+    /** BullMQ key prefix; wrap it in braces (`{inferq}`) for Redis Cluster. */
+    QUEUE_PREFIX: Type.String({ pattern: '^\\S+$', default: DEFAULT_PREFIX }),
+    /** Folder of models, `<org>/<name>/config.json`. */
+    MODELS_DIR: Type.String({ minLength: 1, default: resolve(cwd, 'models') }),
+    /** Model used for `classification` when a job names none. */
+    DEFAULT_MODEL_CLASSIFICATION: Type.String({ pattern: MODEL_ID_PATTERN, default: 'inferq/tiny-bert-classifier' }),
+    /** Longest long-poll (`GET /v1/jobs/:id?wait=N`), in seconds. */
+    MAX_WAIT_SECONDS: Type.Number({ minimum: 0, maximum: 600, default: 30 }),
+    /** Largest request body, in bytes. */
+    BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 1_048_576 }),
+    /** How long finished jobs stay readable, in seconds. */
+    JOB_RETENTION_SECONDS: Type.Integer({ minimum: 1, default: 86_400 }),
+    /** pino level. */
+    LOG_LEVEL: Type.Enum(LOG_LEVELS, { default: 'info' }),
+  });
+}
+
+export type ApiConfig = Static<ReturnType<typeof configSchema>>;
+
+/**
+ * Parses and validates the environment once; throws with every bad variable named.
+ * Only `env` is read (not `process.env` as well), so tests can pass their own.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): ApiConfig {
+  const config = envSchema<ApiConfig>({ schema: configSchema(process.cwd()), data: { ...env }, env: false, dotenv: false });
+  return { ...config, MODELS_DIR: resolve(config.MODELS_DIR) };
+}

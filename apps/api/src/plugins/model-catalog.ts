@@ -1,0 +1,148 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import fp from 'fastify-plugin';
+import type { FastifyBaseLogger } from 'fastify';
+import {
+  TASKS,
+  isModelId,
+  isTask,
+  labelsForConfig,
+  tasksForConfig,
+  type ModelConfigSummary,
+  type ModelInfo,
+  type TaskName,
+} from '@inferq/contracts';
+import { httpError } from '../errors.js';
+
+export interface ModelCatalogOptions {
+  /** Folder holding `<org>/<name>/config.json`. */
+  modelsDir: string;
+  /** The model used for each task when a job names none. */
+  defaults: Record<TaskName, string>;
+  /** How long a read of the folder or of a model's config is reused, in milliseconds. @defaultValue 5000 */
+  cacheTtlMs?: number;
+}
+
+export interface ModelCatalog {
+  /** Every model in the folder with the tasks it serves, sorted by id. */
+  list(): Promise<ModelInfo[]>;
+  /** The model's info, or undefined when the folder has no such model. */
+  get(modelId: string): Promise<ModelInfo | undefined>;
+  /**
+   * The model a job runs on: `modelId`, or the task's default. Throws
+   * `INFERQ_ERR_UNKNOWN_TASK`, `INFERQ_ERR_UNKNOWN_MODEL` or `INFERQ_ERR_TASK_MISMATCH`.
+   */
+  resolve(task: string, modelId?: string): Promise<string>;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    models: ModelCatalog;
+  }
+}
+
+const MAX_CACHED = 1024;
+
+interface Cached<T> {
+  expires: number;
+  value: Promise<T>;
+}
+
+/** Reads and caches model configs; an id is checked with `isModelId` before it becomes a path. */
+export function createModelCatalog(options: ModelCatalogOptions, log?: FastifyBaseLogger): ModelCatalog {
+  const { modelsDir, defaults, cacheTtlMs } = { cacheTtlMs: 5000, ...options };
+  const infos = new Map<string, Cached<ModelInfo | undefined>>();
+  let listing: Cached<string[]> | undefined;
+
+  function cached<T>(entry: Cached<T> | undefined, load: () => Promise<T>): Cached<T> {
+    if (entry && entry.expires > Date.now()) return entry;
+    return { expires: Date.now() + cacheTtlMs, value: load() };
+  }
+
+  async function readInfo(modelId: string): Promise<ModelInfo | undefined> {
+    const [org, name] = modelId.split('/') as [string, string];
+    let text: string;
+    try {
+      text = await readFile(join(modelsDir, org, name, 'config.json'), 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') log?.warn({ err, model: modelId }, 'cannot read model config');
+      return undefined;
+    }
+    let config: ModelConfigSummary;
+    try {
+      config = JSON.parse(text) as ModelConfigSummary;
+    } catch (err) {
+      log?.warn({ err, model: modelId }, 'model config.json is not valid JSON; model ignored');
+      return undefined;
+    }
+    const labels = labelsForConfig(config);
+    return {
+      id: modelId,
+      tasks: tasksForConfig(config),
+      architecture: config.architectures?.[0] ?? 'unknown',
+      ...(labels.length > 0 ? { labels } : {}),
+      default_for: TASKS.filter((task) => defaults[task] === modelId),
+    };
+  }
+
+  function get(modelId: string): Promise<ModelInfo | undefined> {
+    if (!isModelId(modelId)) return Promise.resolve(undefined);
+    const previous = infos.get(modelId);
+    const entry = cached(previous, () => readInfo(modelId));
+    if (entry !== previous) {
+      // Ids asked for but absent are cached too; drop expired entries so the map stays small.
+      if (infos.size >= MAX_CACHED) for (const [id, e] of infos) if (e.expires <= Date.now()) infos.delete(id);
+      infos.set(modelId, entry);
+    }
+    return entry.value;
+  }
+
+  async function subdirs(dir: string): Promise<string[]> {
+    try {
+      const entries = await readdir(dir, { withFileTypes: true });
+      return entries.filter((e) => e.isDirectory() || e.isSymbolicLink()).map((e) => e.name);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') log?.warn({ err, dir }, 'cannot list models folder');
+      return [];
+    }
+  }
+
+  async function readIds(): Promise<string[]> {
+    const ids: string[] = [];
+    for (const org of await subdirs(modelsDir)) {
+      for (const name of await subdirs(join(modelsDir, org))) {
+        const id = `${org}/${name}`;
+        if (isModelId(id)) ids.push(id);
+      }
+    }
+    return ids.sort();
+  }
+
+  return {
+    async list() {
+      listing = cached(listing, readIds);
+      const ids = await listing.value;
+      const found = await Promise.all(ids.map(get));
+      return found.filter((info): info is ModelInfo => info !== undefined);
+    },
+    get,
+    async resolve(task, modelId) {
+      if (!isTask(task)) throw httpError('INFERQ_ERR_UNKNOWN_TASK', task, TASKS.join(', '));
+      const id = modelId ?? defaults[task];
+      const info = await get(id);
+      if (!info) throw httpError('INFERQ_ERR_UNKNOWN_MODEL', id);
+      if (!info.tasks.includes(task)) throw httpError('INFERQ_ERR_TASK_MISMATCH', id, task);
+      return id;
+    },
+  };
+}
+
+/** `app.models`: the models under `MODELS_DIR`. */
+export const modelCatalogPlugin = fp<ModelCatalogOptions>(
+  async (app, opts) => {
+    app.decorate('models', createModelCatalog(opts, app.log.child({ plugin: 'model-catalog' })));
+  },
+  { name: 'inferq-model-catalog' },
+);

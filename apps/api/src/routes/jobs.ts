@@ -1,0 +1,160 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply } from 'fastify';
+import Type from 'typebox';
+import {
+  CreateJobBody,
+  ErrorBody,
+  FINAL_STATUSES,
+  JobAccepted,
+  JobParams,
+  JobQuery,
+  JobView,
+  MAX_INPUT_CHARS,
+  TASKS,
+  isTask,
+  type JobStatus,
+} from '@inferq/contracts';
+import {
+  inferenceJobOptions,
+  modelIdFromJobId,
+  newJobId,
+  statusFromState,
+  toJobView,
+  type InferenceJobData,
+} from '@inferq/queue';
+import { httpError } from '../errors.js';
+
+const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 255,
+      pattern: '^[\\x20-\\x7E]+$',
+      description: 'Printable ASCII, 1 to 255 characters. The same key (for the same model) gives the same job: a retried post does not run twice.',
+    }),
+  ),
+});
+
+const isFinal = (status: JobStatus): boolean => FINAL_STATUSES.includes(status);
+
+/** Length in characters (code points), counted only when the cheap UTF-16 length is over the limit. */
+function inputTooLong(input: string): number | undefined {
+  if (input.length <= MAX_INPUT_CHARS) return undefined;
+  let chars = 0;
+  for (const _ of input) chars++;
+  return chars > MAX_INPUT_CHARS ? chars : undefined;
+}
+
+/** `POST /v1/jobs` and `GET /v1/jobs/:id` (with `?wait=N` long-polling). */
+export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { JOB_RETENTION_SECONDS, MAX_WAIT_SECONDS, BODY_LIMIT_BYTES } = app.config;
+  const jobOptions = inferenceJobOptions({ retentionSeconds: JOB_RETENTION_SECONDS });
+
+  async function readView(modelId: string, id: string): Promise<JobView> {
+    const job = await app.queues.forModel(modelId).getJob(id);
+    if (!job) throw httpError('INFERQ_ERR_JOB_NOT_FOUND', id);
+    return toJobView(job, await job.getState());
+  }
+
+  /** Holds until the job is final, `waitMs` passes, the client leaves or the server closes; answers the view then. */
+  async function waitForEnd(modelId: string, id: string, view: JobView, waitMs: number, reply: FastifyReply): Promise<JobView> {
+    const deadline = Date.now() + waitMs;
+    const clientGone = new AbortController();
+    const onClose = (): void => clientGone.abort();
+    reply.raw.once('close', onClose);
+    try {
+      while (!isFinal(view.status) && Date.now() < deadline && !clientGone.signal.aborted) {
+        // Subscribe first, then read: an end between the two is seen by one or the other.
+        const watch = await app.queues.watchJobEnd(modelId, id, { timeoutMs: deadline - Date.now(), signal: clientGone.signal });
+        try {
+          view = await readView(modelId, id);
+          if (isFinal(view.status)) break;
+          const outcome = await watch.outcome;
+          view = await readView(modelId, id);
+          // 'ended' but not final: a failed attempt that will be retried; keep waiting.
+          if (outcome !== 'ended') break;
+        } finally {
+          watch.stop();
+        }
+      }
+      return view;
+    } finally {
+      reply.raw.off('close', onClose);
+    }
+  }
+
+  app.post(
+    '/v1/jobs',
+    {
+      bodyLimit: BODY_LIMIT_BYTES,
+      schema: {
+        summary: 'Queue an inference job',
+        description: `Validates the input, resolves the model (the task's default when none is named) and queues the job. Inputs longer than ${MAX_INPUT_CHARS} characters are rejected.`,
+        tags: ['jobs'],
+        headers: IdempotencyHeaders,
+        body: CreateJobBody,
+        response: {
+          202: JobAccepted,
+          400: ErrorBody,
+          404: ErrorBody,
+          413: ErrorBody,
+          415: ErrorBody,
+          500: ErrorBody,
+          503: ErrorBody,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { task, model, input, parameters } = request.body;
+      if (!isTask(task)) throw httpError('INFERQ_ERR_UNKNOWN_TASK', task.slice(0, 100), TASKS.join(', '));
+      if (input.trim() === '') throw httpError('INFERQ_ERR_EMPTY_INPUT');
+      const chars = inputTooLong(input);
+      if (chars !== undefined) throw httpError('INFERQ_ERR_INPUT_TOO_LARGE', chars, MAX_INPUT_CHARS);
+      const modelId = await app.models.resolve(task, model);
+
+      const idempotencyKey = request.headers['idempotency-key'];
+      const id = newJobId(modelId, idempotencyKey);
+      const queue = app.queues.forModel(modelId);
+      const data: InferenceJobData = { task, model: modelId, input, parameters: parameters ?? {} };
+      // BullMQ ignores an add whose jobId exists: a repeated idempotent post leaves the first job alone.
+      await queue.add('infer', data, { ...jobOptions, jobId: id });
+      let status: JobStatus = 'queued';
+      if (idempotencyKey !== undefined) {
+        const job = await queue.getJob(id);
+        if (job) status = statusFromState(await job.getState());
+      }
+      return reply.code(202).header('location', `/v1/jobs/${id}`).send({ id, status });
+    },
+  );
+
+  app.get(
+    '/v1/jobs/:id',
+    {
+      schema: {
+        summary: 'Read a job',
+        description: `Status, and result or error once finished. \`?wait=N\` holds the request until the job ends or N seconds pass (at most ${MAX_WAIT_SECONDS}).`,
+        tags: ['jobs'],
+        params: JobParams,
+        querystring: JobQuery,
+        response: {
+          200: JobView,
+          400: ErrorBody,
+          404: ErrorBody,
+          500: ErrorBody,
+          503: ErrorBody,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      const modelId = modelIdFromJobId(id);
+      if (modelId === undefined || !(await app.queues.hasJob(modelId, id))) {
+        throw httpError('INFERQ_ERR_JOB_NOT_FOUND', id.slice(0, 300));
+      }
+      const view = await readView(modelId, id);
+      const waitMs = Math.min(request.query.wait ?? 0, MAX_WAIT_SECONDS) * 1000;
+      if (waitMs <= 0 || isFinal(view.status)) return view;
+      return waitForEnd(modelId, id, view, waitMs, reply);
+    },
+  );
+};
