@@ -1,74 +1,42 @@
 import { Worker, UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { encodeJobError } from '@inferq/contracts';
-import {
-  BatchScheduler,
-  TextClassificationPipeline,
-  modelPath,
-  topK,
-  type Encoded,
-  type LabelScore,
-} from '@inferq/inference';
 import { createRedis, queueNameForModel, type InferenceJobData, type InferenceJobResult } from '@inferq/queue';
 import type { WorkerConfig } from './config.js';
 import type { WorkerMetrics } from './metrics.js';
+import { JobError, createRunner, type ModelRunner } from './model-runner.js';
 
 /**
- * Serves one model: its pipeline (ONNX session + tokenizer), its batch scheduler, and one
- * BullMQ Worker on the model's queue whose processors all feed that scheduler.
+ * Serves one model: its runner (pipeline + batch scheduler) and one BullMQ Worker on the
+ * model's queue whose processors all feed that runner.
  */
 export class ModelWorker {
   private closing: Promise<void> | undefined;
 
   private constructor(
-    readonly modelId: string,
-    private readonly pipeline: TextClassificationPipeline,
-    private readonly scheduler: BatchScheduler<string, Encoded, LabelScore[]>,
+    readonly runner: ModelRunner,
     private readonly worker: Worker<InferenceJobData, InferenceJobResult>,
   ) {}
+
+  get modelId(): string {
+    return this.runner.modelId;
+  }
 
   static async start(modelId: string, config: WorkerConfig, metrics: WorkerMetrics, logger: Logger): Promise<ModelWorker> {
     const queue = queueNameForModel(modelId);
     const log = logger.child({ queue, model: modelId });
-    const pipeline = await TextClassificationPipeline.load(modelPath(config.MODELS_DIR, modelId), {
-      device: config.DEVICE,
-      intraOpThreads: config.THREADS,
-      onFallback: (requested, reason) =>
-        log.warn({ requested, reason }, `device ${requested} is not available; running ${modelId} on cpu`),
-    });
-    metrics.device.set({ model: modelId, device: pipeline.session.device, requested: config.DEVICE }, 1);
-
-    const scheduler = new BatchScheduler<string, Encoded, LabelScore[]>({
-      prepare: (text) => pipeline.encode(text),
-      cost: (encoded) => encoded.ids.length,
-      run: (batch) => pipeline.run(batch),
-      maxBatchSize: config.MAX_BATCH_SIZE,
-      maxBatchTokens: config.MAX_BATCH_TOKENS,
-      maxDelayMs: config.MAX_DELAY_MS,
-      onBatch: (stats) => {
-        metrics.batchSize.observe({ model: modelId }, stats.size);
-        metrics.batchSeconds.observe({ model: modelId }, stats.durationMs / 1000);
-        metrics.paddingRatio.observe({ model: modelId }, stats.paddedTokens / Math.max(1, stats.realTokens));
-        log.debug(stats, 'batch');
-      },
-    });
+    const runner = await createRunner(modelId, config, metrics, log);
 
     const processor = async (job: Job<InferenceJobData, InferenceJobResult>): Promise<InferenceJobResult> => {
-      const jobLog = log.child({ workerId: worker.id, jobId: job.id });
       const { task, input, parameters } = job.data;
-      if (task !== 'classification') {
-        throw new UnrecoverableError(encodeJobError('INFERQ_ERR_TASK_MISMATCH', `Model "${modelId}" does not serve task "${task}"`));
-      }
       try {
-        const scores = await scheduler.submit(input);
+        const result = (await runner.run(task, input, parameters)) as InferenceJobResult;
         metrics.jobs.inc({ model: modelId, status: 'succeeded' });
-        return topK(scores, parameters.top_k);
+        return result;
       } catch (err) {
         metrics.jobs.inc({ model: modelId, status: 'failed' });
-        const message = err instanceof Error ? err.message : String(err);
-        jobLog.error({ err }, 'inference failed');
-        // The same input fails the same way again: don't retry it.
-        throw new UnrecoverableError(encodeJobError('INFERQ_ERR_INFERENCE_FAILED', message));
+        log.child({ workerId: worker.id, jobId: job.id }).error({ err }, 'job failed');
+        throw toQueueError(err);
       }
     };
 
@@ -81,13 +49,10 @@ export class ModelWorker {
       autorun: false,
     });
     worker.on('error', (err) => log.error({ err }, 'queue error'));
-    worker.on('failed', (job, err) => {
-      if (job && job.attemptsMade < (job.opts.attempts ?? 1)) log.warn({ jobId: job.id, err }, 'job will be retried');
-    });
     void worker.run();
     await worker.waitUntilReady();
-    log.info({ device: pipeline.session.device, concurrency: config.concurrency }, 'serving model');
-    return new ModelWorker(modelId, pipeline, scheduler, worker);
+    log.info({ device: runner.device, concurrency: config.concurrency }, 'serving model');
+    return new ModelWorker(runner, worker);
   }
 
   /**
@@ -99,19 +64,28 @@ export class ModelWorker {
       try {
         await this.worker.close();
       } catch {
-        /* the connection may already be gone; in-flight jobs are retried by another worker */
+        /* the connection may already be gone; jobs in flight return to the queue when their lock expires */
       }
       try {
-        await this.scheduler.close();
-      } catch {
-        /* nothing pending can fail here */
-      }
-      try {
-        await this.pipeline.release();
+        await this.runner.close();
       } catch {
         /* the process is exiting anyway */
       }
     })();
     return this.closing;
   }
+}
+
+/**
+ * What BullMQ should do with a failure: a {@link JobError} that retrying can't fix (bad input,
+ * wrong task) fails the job now with its code; anything else is an inference failure, which
+ * for the same input would fail the same way again.
+ */
+export function toQueueError(err: unknown): Error {
+  if (err instanceof JobError) {
+    const message = encodeJobError(err.code, err.message);
+    return err.retryable ? new Error(message) : new UnrecoverableError(message);
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return new UnrecoverableError(encodeJobError('INFERQ_ERR_INFERENCE_FAILED', message));
 }
