@@ -16,6 +16,7 @@ interface JobView {
   model: string;
   result?: { label: string; score: number }[];
   error?: { code: string; message: string };
+  finished_at: string | null;
 }
 
 const prefix = uniquePrefix('e2e-classify');
@@ -58,6 +59,11 @@ async function waitForJob(id: string): Promise<JobView> {
     const res = await fetch(`${api.url}/v1/jobs/${id}?wait=10`);
     expect(res.status).toBe(200);
     const view = (await res.json()) as JobView;
+    if (view.status === 'succeeded') {
+      // A finished job always shows its result and when it finished.
+      expect(view.result?.length, JSON.stringify(view)).toBeGreaterThan(0);
+      expect(view.finished_at, JSON.stringify(view)).toEqual(expect.any(String));
+    }
     if (['succeeded', 'failed', 'cancelled'].includes(view.status)) return view;
   }
 }

@@ -50,10 +50,17 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { JOB_RETENTION_SECONDS, MAX_WAIT_SECONDS, BODY_LIMIT_BYTES } = app.config;
   const jobOptions = inferenceJobOptions({ retentionSeconds: JOB_RETENTION_SECONDS });
 
+  /**
+   * State first, then the job: a job only moves forward (queued, running, final), so the hash
+   * read second holds at least what the state says (a result once it says succeeded). Read
+   * the other way round, a job finishing in between looked succeeded with no result.
+   */
   async function readView(modelId: string, id: string): Promise<JobView> {
-    const job = await app.queues.forModel(modelId).getJob(id);
-    if (!job) throw httpError('INFERQ_ERR_JOB_NOT_FOUND', id);
-    return toJobView(job, await job.getState());
+    const queue = app.queues.forModel(modelId);
+    const state = await queue.getJobState(id);
+    const job = await queue.getJob(id);
+    if (!job || state === 'unknown') throw httpError('INFERQ_ERR_JOB_NOT_FOUND', id);
+    return toJobView(job, state);
   }
 
   /** Holds until the job is final, `waitMs` passes, the client leaves or the server closes; answers the view then. */
