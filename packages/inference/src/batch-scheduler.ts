@@ -1,3 +1,5 @@
+import { AdaptiveBatchPolicy, type AdaptiveBatchingOptions } from './adaptive-batching.js';
+
 export interface BatchSchedulerOptions<I, P, O> {
   /** Turns one input into what a batch is made of (tokenizes). A throw fails that input alone. */
   prepare: (input: I) => P;
@@ -18,6 +20,15 @@ export interface BatchSchedulerOptions<I, P, O> {
   maxDelayMs?: number;
   /** Called after every batch run, for metrics. */
   onBatch?: (stats: BatchStats) => void;
+  /**
+   * Learn which batch shapes pay on this device ({@link AdaptiveBatchPolicy}): the three
+   * limits above become caps, and the batch run is the one with the most predicted
+   * throughput under the cost measured so far; an input that finds the session idle runs
+   * at once unless waiting is predicted to pay. Options tune the policy. `false` runs
+   * the limits as they are (static batching).
+   * @defaultValue true
+   */
+  adaptive?: boolean | AdaptiveBatchingOptions;
 }
 
 export interface BatchStats {
@@ -47,16 +58,25 @@ const DEFAULTS = { maxBatchSize: 32, maxBatchTokens: 8192, maxDelayMs: 5 };
 /**
  * Coalesces single inputs into batches for one model session.
  *
- * A batch is flushed when it is full (`maxBatchSize` inputs, or one more input would pass
- * `maxBatchTokens` after padding), or when its oldest input has waited `maxDelayMs`.
- * Pending inputs are sorted by length so that similar lengths share a batch and padding
- * stays small. One batch runs at a time; the next one fills while it runs. Each caller
- * gets its own result or its own error: a batch that throws is split and retried until
- * the failing input is alone.
+ * Static (`adaptive: false`): a batch is flushed when it is full (`maxBatchSize` inputs,
+ * or one more input would pass `maxBatchTokens` after padding), or when its oldest input
+ * has waited `maxDelayMs`.
+ * Adaptive (the default): those limits are caps; {@link AdaptiveBatchPolicy} measures what
+ * batches cost on this device and picks, among the pending inputs sorted by length, the
+ * batch holding the oldest input with the most predicted throughput, waiting for more
+ * inputs only when that is predicted to pay.
+ *
+ * Either way, pending inputs are sorted by length so that similar lengths share a batch
+ * and padding stays small. One batch runs at a time; the next one fills while it runs.
+ * Each caller gets its own result or its own error: a batch that throws is split and
+ * retried until the failing input is alone.
  */
 export class BatchScheduler<I, P, O> {
-  private readonly opts: Required<Omit<BatchSchedulerOptions<I, P, O>, 'onBatch' | 'groupKey'>> &
-    Pick<BatchSchedulerOptions<I, P, O>, 'onBatch' | 'groupKey'>;
+  private readonly opts: Required<Omit<BatchSchedulerOptions<I, P, O>, 'onBatch' | 'groupKey' | 'adaptive'>> &
+    Pick<BatchSchedulerOptions<I, P, O>, 'onBatch' | 'groupKey' | 'adaptive'>;
+  /** The adaptive policy (its fitted cost model, for logs and metrics); undefined with `adaptive: false`. */
+  readonly policy: AdaptiveBatchPolicy | undefined;
+  private pumpQueued = false;
   private pending: Entry<P, O>[] = [];
   private running = false;
   private closing = false;
@@ -69,6 +89,11 @@ export class BatchScheduler<I, P, O> {
     if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1) throw new Error('maxBatchSize must be an integer >= 1');
     if (!(maxBatchTokens >= 1)) throw new Error('maxBatchTokens must be >= 1');
     if (!(maxDelayMs >= 0)) throw new Error('maxDelayMs must be >= 0');
+    const adaptive = this.opts.adaptive ?? true;
+    this.policy =
+      adaptive === false
+        ? undefined
+        : new AdaptiveBatchPolicy({ maxBatchSize, maxBatchTokens, maxDelayMs }, adaptive === true ? {} : adaptive);
   }
 
   /** Inputs waiting for a batch (not counting the batch running). */
@@ -87,15 +112,27 @@ export class BatchScheduler<I, P, O> {
         reject(err);
         return;
       }
-      this.pending.push({
+      const entry = {
         prepared,
         key: this.opts.groupKey?.(prepared) ?? '',
         cost: Math.max(1, this.opts.cost(prepared)),
         enqueuedAt: performance.now(),
         resolve,
         reject,
+      };
+      this.pending.push(entry);
+      if (!this.policy) {
+        this.pump();
+        return;
+      }
+      this.policy.recordArrival(entry.enqueuedAt, entry.cost);
+      // Decide once the current burst of submits (same tick) is in, so it can share a batch.
+      if (this.pumpQueued) return;
+      this.pumpQueued = true;
+      queueMicrotask(() => {
+        this.pumpQueued = false;
+        this.pump();
       });
-      this.pump();
     });
   }
 
@@ -115,17 +152,15 @@ export class BatchScheduler<I, P, O> {
       return;
     }
     const waited = performance.now() - (this.pending[0]?.enqueuedAt ?? 0);
-    const due = this.closing || waited >= this.opts.maxDelayMs;
-    const batch = this.pickBatch(due);
-    if (!batch) {
-      if (!this.timer) {
-        this.timer = setTimeout(() => {
-          this.timer = undefined;
-          this.pump();
-        }, Math.max(0, this.opts.maxDelayMs - waited));
-      }
-      return;
+    let batch: Entry<P, O>[] | undefined;
+    if (this.policy) {
+      batch = this.pickAdaptive(this.policy, waited);
+    } else {
+      const due = this.closing || waited >= this.opts.maxDelayMs;
+      batch = this.pickBatch(due);
+      if (!batch && !this.timer) this.setTimer(Math.max(0, this.opts.maxDelayMs - waited));
     }
+    if (!batch) return;
     this.clearTimer();
     const taken = new Set(batch);
     this.pending = this.pending.filter((e) => !taken.has(e));
@@ -171,6 +206,23 @@ export class BatchScheduler<I, P, O> {
     return fullWithOldest ?? firstFull;
   }
 
+  /**
+   * Asks the adaptive policy for the batch to run, among the inputs that may share a batch
+   * with the oldest one (sorted by length); undefined, with a timer set, when it says wait.
+   */
+  private pickAdaptive(policy: AdaptiveBatchPolicy, waited: number): Entry<P, O>[] | undefined {
+    const oldest = this.pending[0] as Entry<P, O>;
+    const group = this.pending.filter((e) => e.key === oldest.key).sort((a, b) => a.cost - b.cost);
+    const decision = policy.decide(
+      { costs: group.map((e) => e.cost), oldest: group.indexOf(oldest), waitedMs: waited, final: this.closing },
+      performance.now(),
+    );
+    if (decision.run) return group.slice(decision.start, decision.end);
+    this.clearTimer();
+    this.setTimer(decision.waitMs);
+    return undefined;
+  }
+
   private async execute(batch: Entry<P, O>[]): Promise<void> {
     const started = performance.now();
     const longest = batch.reduce((m, e) => Math.max(m, e.cost), 0);
@@ -186,7 +238,7 @@ export class BatchScheduler<I, P, O> {
         throw new Error(`run returned ${outputs.length} outputs for ${batch.length} inputs`);
       }
     } catch (err) {
-      this.opts.onBatch?.({ ...stats, durationMs: performance.now() - started, failed: true });
+      this.report({ ...stats, durationMs: performance.now() - started, failed: true });
       if (batch.length === 1) {
         batch[0]?.reject(err);
         return;
@@ -197,8 +249,20 @@ export class BatchScheduler<I, P, O> {
       await this.execute(batch.slice(half));
       return;
     }
-    this.opts.onBatch?.({ ...stats, durationMs: performance.now() - started, failed: false });
+    this.report({ ...stats, durationMs: performance.now() - started, failed: false });
     batch.forEach((e, i) => e.resolve(outputs[i] as O));
+  }
+
+  private report(stats: BatchStats): void {
+    this.policy?.observe(stats);
+    this.opts.onBatch?.(stats);
+  }
+
+  private setTimer(ms: number): void {
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.pump();
+    }, ms);
   }
 
   private clearTimer(): void {

@@ -50,3 +50,30 @@ export function labelsOf(config: ModelConfig): string[] {
   const entries = Object.entries(config.id2label ?? {}).sort(([a], [b]) => Number(a) - Number(b));
   return entries.map(([, label]) => label);
 }
+
+/** `generation_config.json`, or undefined when the folder has none. */
+export async function readGenerationConfig(dir: string): Promise<Record<string, unknown> | undefined> {
+  try {
+    return JSON.parse(await readFile(join(dir, 'generation_config.json'), 'utf8')) as Record<string, unknown>;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/**
+ * The first ONNX file of `bases` that exists (with the `variant` suffix when given), e.g.
+ * `['model', 'decoder_model_merged']` for a decoder-only export, whose older Optimum
+ * versions name the file `decoder_model_merged.onnx`.
+ */
+export async function firstOnnxFile(dir: string, bases: readonly string[], variant?: string): Promise<string> {
+  for (const base of bases) {
+    try {
+      return await onnxFile(dir, base, variant);
+    } catch {
+      // try the next name
+    }
+  }
+  const names = bases.map((b) => `onnx/${variant ? `${b}_${variant}` : b}.onnx`);
+  throw new Error(`Missing ${names.join(' or ')} in ${dir}`);
+}

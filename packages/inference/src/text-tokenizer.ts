@@ -13,8 +13,33 @@ export interface Encoded {
 export interface TokenizerConfig {
   model_max_length?: number;
   padding_side?: 'left' | 'right';
-  pad_token?: string | { content: string };
+  pad_token?: string | { content: string } | null;
+  /** A Jinja chat template, or named templates (`[{name, template}]`). */
+  chat_template?: string | { name: string; template: string }[] | null;
+  /** Whether plain prompts get a BOS token (Llama 2 style tokenizers). */
+  add_bos_token?: boolean;
+  /** Whether plain prompts get an EOS token. */
+  add_eos_token?: boolean;
   [key: string]: unknown;
+}
+
+/** How {@link TextTokenizer.encodeWith} cuts an input that is too long. */
+export type TruncationStrategy = 'longest_first' | 'only_first' | 'only_second';
+
+/** Options of {@link TextTokenizer.encodeWith}. */
+export interface EncodeOptions {
+  /** A second text (NLI hypothesis, question). @defaultValue none */
+  pair?: string;
+  /** Longest result in tokens, special tokens included. @defaultValue the tokenizer's maxLength */
+  maxLength?: number;
+  /**
+   * What to cut when too long: `longest_first` takes one token at a time from the longer
+   * text; `only_first` cuts the first text only (zero-shot keeps the hypothesis whole).
+   * Throws when the text it may cut can't make room. @defaultValue 'longest_first'
+   */
+  truncation?: TruncationStrategy;
+  /** Add the post-processor's special tokens (`[CLS]`, `<s>`, ...). @defaultValue true */
+  addSpecialTokens?: boolean;
 }
 
 /**
@@ -38,7 +63,7 @@ export class TextTokenizer {
     const fromConfig = config.model_max_length ?? Number.POSITIVE_INFINITY;
     this.maxLength = Math.min(fromConfig, maxPositions ?? Number.POSITIVE_INFINITY, 1 << 20);
     if (!Number.isFinite(this.maxLength)) this.maxLength = 512;
-    const padToken = typeof config.pad_token === 'string' ? config.pad_token : config.pad_token?.content;
+    const padToken = this.specialToken('pad_token') ?? this.specialToken('eos_token');
     this.padId = (padToken !== undefined ? this.idOf(padToken) : undefined) ?? 0;
     this.paddingSide = config.padding_side ?? 'right';
   }
@@ -55,7 +80,17 @@ export class TextTokenizer {
 
   /** Tokenizes, truncating to `maxLength` (or `maxLength` given here) tokens in all. */
   encode(text: string, pair?: string, maxLength = this.maxLength): Encoded {
-    const full = this.tokenizer.encode(text, { text_pair: pair ?? null, return_token_type_ids: true });
+    return this.encodeWith(text, { ...(pair === undefined ? {} : { pair }), maxLength });
+  }
+
+  /** Tokenizes one text or a pair, with or without special tokens, truncating as told. */
+  encodeWith(text: string, options: EncodeOptions = {}): Encoded {
+    const { pair, maxLength = this.maxLength, truncation = 'longest_first', addSpecialTokens = true } = options;
+    const full = this.tokenizer.encode(text, {
+      text_pair: pair ?? null,
+      add_special_tokens: addSpecialTokens,
+      return_token_type_ids: true,
+    });
     if (full.ids.length <= maxLength) {
       return { ids: full.ids, typeIds: full.token_type_ids ?? new Array<number>(full.ids.length).fill(0) };
     }
@@ -63,13 +98,41 @@ export class TextTokenizer {
     const second = pair === undefined ? null : this.tokenizer.tokenize(pair);
     const specials = full.ids.length - first.length - (second?.length ?? 0);
     const budget = Math.max(0, maxLength - specials);
-    truncateLongestFirst(first, second, budget);
+    if (truncation === 'longest_first') {
+      truncateLongestFirst(first, second, budget);
+    } else {
+      const [cut, kept] = truncation === 'only_first' ? [first, second] : [second, first];
+      const room = budget - (kept?.length ?? 0);
+      if (cut === null || room < 0) {
+        throw new Error(
+          `Input is ${full.ids.length} tokens, over the limit of ${maxLength}, and truncation '${truncation}' can't cut enough`,
+        );
+      }
+      cut.length = Math.min(cut.length, room);
+    }
     const post = this.tokenizer.post_processor;
-    const processed: { tokens: string[]; token_type_ids?: number[] } = post
-      ? post._call(first, second, true)
-      : { tokens: [...first, ...(second ?? [])] };
+    const processed: { tokens: string[]; token_type_ids?: number[] } =
+      post && addSpecialTokens ? post._call(first, second, true) : { tokens: [...first, ...(second ?? [])] };
     const ids = processed.tokens.map((t: string) => this.idOf(t) ?? this.idOf('[UNK]') ?? 0);
     return { ids, typeIds: processed.token_type_ids ?? new Array<number>(ids.length).fill(0) };
+  }
+
+  /**
+   * A special token named in `tokenizer_config.json` (`bos_token`, `eos_token`, `pad_token`,
+   * ...), as text; undefined when not set.
+   */
+  specialToken(name: string): string | undefined {
+    const value = this.config[name] as string | { content?: string } | null | undefined;
+    if (typeof value === 'string') return value;
+    return value?.content ?? undefined;
+  }
+
+  /** The chat template (`default` of named ones), or undefined when the tokenizer has none. */
+  get chatTemplate(): string | undefined {
+    const t = this.config.chat_template;
+    if (typeof t === 'string') return t;
+    if (Array.isArray(t)) return t.find((x) => x.name === 'default')?.template;
+    return undefined;
   }
 
   decode(ids: number[], skipSpecialTokens = true): string {

@@ -18,6 +18,7 @@ function makeScheduler(opts: Partial<BatchSchedulerOptions<string, string, strin
       return batch.map((s) => s.toUpperCase());
     },
     maxDelayMs: 60_000,
+    adaptive: false,
     ...opts,
   });
   return { scheduler, batches, maxInFlight: () => maxInFlight };
@@ -37,6 +38,7 @@ function makeGatedScheduler(opts: Partial<BatchSchedulerOptions<string, string, 
       return batch.map((s) => s.toUpperCase());
     },
     maxDelayMs: 0,
+    adaptive: false,
     ...opts,
   });
   const blocker = scheduler.submit('blocker');
@@ -47,6 +49,8 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
+// These tests pin the static limits (`adaptive: false`); the adaptive default is covered
+// in adaptive-batching.test.ts.
 describe('BatchScheduler', () => {
   it('flushes as soon as maxBatchSize inputs are pending, without waiting for the delay', async () => {
     const { scheduler, batches } = makeScheduler({ maxBatchSize: 4 });
@@ -102,6 +106,7 @@ describe('BatchScheduler', () => {
       run: async (batch) => batch.map((s) => s.toUpperCase()),
       maxBatchSize: 3,
       maxDelayMs: 60_000,
+      adaptive: false,
     });
     const settled = await Promise.allSettled(['one', 'bad', 'two', 'six'].map((s) => scheduler.submit(s)));
     expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
@@ -121,6 +126,7 @@ describe('BatchScheduler', () => {
       },
       maxBatchSize: 4,
       maxDelayMs: 60_000,
+      adaptive: false,
     });
     const settled = await Promise.allSettled(['a', 'poison', 'b', 'c'].map((s) => scheduler.submit(s)));
     expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
@@ -171,6 +177,7 @@ describe('BatchScheduler', () => {
       },
       maxBatchSize: 8,
       maxDelayMs: 0,
+      adaptive: false,
     });
     const first = scheduler.submit('first');
     await vi.waitFor(() => expect(batches).toHaveLength(1));

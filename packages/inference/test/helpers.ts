@@ -21,3 +21,32 @@ export const TEXTS = [
   'Invoice numbers are wrong on every bill since the last update; please fix the billing export.',
   'ok',
 ];
+
+/** Builds models by id (`DEFAULT_MODELS` presets) into a fresh temp models folder. */
+export async function tinyModels(ids: string[]): Promise<{ modelsDir: string; dirs: Record<string, string>; cleanup: () => Promise<void> }> {
+  const modelsDir = await mkdtemp(join(tmpdir(), 'inferq-models-'));
+  const dirs: Record<string, string> = {};
+  for (const id of ids) dirs[id] = await ensureModel(modelsDir, id);
+  return { modelsDir, dirs, cleanup: () => rm(modelsDir, { recursive: true, force: true }) };
+}
+
+/** Points transformers.js at a local models folder, offline, as the parity tests need. */
+export function useLocalModels(env: { localModelPath: string; allowRemoteModels: boolean; allowLocalModels: boolean }, modelsDir: string): void {
+  env.localModelPath = modelsDir;
+  env.allowRemoteModels = false;
+  env.allowLocalModels = true;
+}
+
+/** Tokens up to and including the first of `eos` (all of them when none is there). */
+export function upToEos(tokens: readonly number[], eos: readonly number[]): number[] {
+  const at = tokens.findIndex((t) => eos.includes(t));
+  return at < 0 ? [...tokens] : tokens.slice(0, at + 1);
+}
+
+/** Support-desk style texts of different lengths, written for these tests. */
+export const TICKETS = [
+  'The delivery was late and the box was damaged, so I want a refund.',
+  'I love this phone, the battery lasts for days.',
+  'hello',
+  'My password does not work since the last update and the app crashes every time I open the settings screen on my laptop.',
+];

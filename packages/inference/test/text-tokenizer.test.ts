@@ -31,6 +31,19 @@ describe('TextTokenizer', () => {
     expect(encoded.ids.slice(-3, -1)).toEqual(tokenizer.encode('bad service').ids.slice(1, -1));
   });
 
+  it('truncates only the first text of a pair when told, keeping the second whole', () => {
+    const hypothesis = tokenizer.encode('x', 'this is about billing').ids.slice(3);
+    const encoded = tokenizer.encodeWith('good '.repeat(600), { pair: 'this is about billing', maxLength: 32, truncation: 'only_first' });
+    expect(encoded.ids).toHaveLength(32);
+    expect(encoded.ids.slice(-hypothesis.length)).toEqual(hypothesis);
+    expect(() => tokenizer.encodeWith('a b', { pair: 'word '.repeat(40), maxLength: 16, truncation: 'only_first' })).toThrow(/can't cut enough/);
+  });
+
+  it('leaves the special tokens out when asked', () => {
+    const encoded = tokenizer.encodeWith('great battery', { addSpecialTokens: false });
+    expect(encoded.ids).toEqual(tokenizer.encode('great battery').ids.slice(1, -1));
+  });
+
   it('does not touch texts that fit', () => {
     const encoded = tokenizer.encode('great battery');
     expect(encoded.ids.length).toBeLessThan(10);

@@ -76,6 +76,18 @@ export const BENCH_CLASSIFIER = Object.freeze({
   vocabSize: 30522,
 }) satisfies BertClassifierPreset;
 
+/**
+ * A tiny NLI classifier for zero-shot classification: the tiny classifier with MNLI's
+ * labels (`contradiction`, `neutral`, `entailment`, in that id order, as
+ * `facebook/bart-large-mnli` has them) and its own seed. Random weights: the labels mean
+ * nothing, but the scores depend on premise and hypothesis.
+ */
+export const TINY_NLI = Object.freeze({
+  ...TINY_CLASSIFIER,
+  seed: 1234,
+  labels: ['contradiction', 'neutral', 'entailment'],
+}) satisfies BertClassifierPreset;
+
 /** `transformers_version` written to `config.json`, as an export from that version would. */
 export const TRANSFORMERS_VERSION = '4.46.3';
 

@@ -2,17 +2,31 @@
 /**
  * Builds the default models into a models folder:
  *
- *   node packages/tiny-models/dist/cli.js --out DIR [--preset tiny|bench] [--force]
+ *   node packages/tiny-models/dist/cli.js --out DIR [--preset tiny|bench|nli|bart|llama] [--force]
  *
  * Without `--preset` it builds all of them. A model already there is kept unless `--force`.
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BENCH_CLASSIFIER_ID, ensureModel, parseModelId, TINY_CLASSIFIER_ID } from './ensure-model.js';
+import {
+  BENCH_CLASSIFIER_ID,
+  ensureModel,
+  parseModelId,
+  TINY_BART_ID,
+  TINY_CLASSIFIER_ID,
+  TINY_LLAMA_ID,
+  TINY_NLI_ID,
+} from './ensure-model.js';
 
-const PRESET_IDS: Record<string, string> = { tiny: TINY_CLASSIFIER_ID, bench: BENCH_CLASSIFIER_ID };
-const USAGE = 'usage: cli.js --out DIR [--preset tiny|bench] [--force]';
+const PRESET_IDS: Record<string, string> = {
+  tiny: TINY_CLASSIFIER_ID,
+  bench: BENCH_CLASSIFIER_ID,
+  nli: TINY_NLI_ID,
+  bart: TINY_BART_ID,
+  llama: TINY_LLAMA_ID,
+};
+const USAGE = `usage: cli.js --out DIR [--preset ${Object.keys(PRESET_IDS).join('|')}] [--force]`;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

@@ -5,18 +5,61 @@
  */
 import { access, mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BENCH_CLASSIFIER, buildBertClassifier, TINY_CLASSIFIER, type BertClassifierPreset } from './bert-classifier.js';
+import { buildBart, TINY_BART, type BartPreset } from './bart-model.js';
+import { BENCH_CLASSIFIER, buildBertClassifier, TINY_CLASSIFIER, TINY_NLI, type BertClassifierPreset } from './bert-classifier.js';
+import { buildLlama, TINY_LLAMA, type LlamaPreset } from './llama-model.js';
 
 /** Id of the tiny classifier that tests use. */
 export const TINY_CLASSIFIER_ID = 'inferq/tiny-bert-classifier';
 /** Id of the bench-sized classifier that benchmarks use. */
 export const BENCH_CLASSIFIER_ID = 'inferq/bench-bert-classifier';
+/** Id of the tiny NLI classifier (zero-shot classification). */
+export const TINY_NLI_ID = 'inferq/tiny-nli';
+/** Id of the tiny BART encoder-decoder (summarization). */
+export const TINY_BART_ID = 'inferq/tiny-bart';
+/** Id of the tiny Llama decoder-only LM (text generation, chat). */
+export const TINY_LLAMA_ID = 'inferq/tiny-llama';
+
+/**
+ * What to build: a BERT classifier preset (`kind` left out or `bert-classifier`, as
+ * before), a BART preset (`kind: 'bart'`) or a Llama preset (`kind: 'llama'`).
+ */
+export type ModelSpec =
+  | (BertClassifierPreset & { kind?: 'bert-classifier' })
+  | (BartPreset & { kind: 'bart' })
+  | (LlamaPreset & { kind: 'llama' });
 
 /** The models this package builds by default, by model id. */
-export const DEFAULT_MODELS: Readonly<Record<string, BertClassifierPreset>> = Object.freeze({
+export const DEFAULT_MODELS: Readonly<Record<string, ModelSpec>> = Object.freeze({
   [TINY_CLASSIFIER_ID]: TINY_CLASSIFIER,
   [BENCH_CLASSIFIER_ID]: BENCH_CLASSIFIER,
+  [TINY_NLI_ID]: TINY_NLI,
+  [TINY_BART_ID]: { kind: 'bart', ...TINY_BART },
+  [TINY_LLAMA_ID]: { kind: 'llama', ...TINY_LLAMA },
 });
+
+/** The file whose presence means a model folder is complete (the last one a build writes). */
+export function modelMarkerFile(spec: ModelSpec): string {
+  return spec.kind === 'bart' ? join('onnx', 'decoder_model_merged.onnx') : join('onnx', 'model.onnx');
+}
+
+/** Builds the model `spec` describes into `dir` (created if missing). */
+export async function buildModel(dir: string, spec: ModelSpec): Promise<void> {
+  switch (spec.kind) {
+    case 'bart': {
+      const { kind: _kind, ...preset } = spec;
+      return buildBart({ ...preset, dir });
+    }
+    case 'llama': {
+      const { kind: _kind, ...preset } = spec;
+      return buildLlama({ ...preset, dir });
+    }
+    default: {
+      const { kind: _kind, ...preset } = spec;
+      return buildBertClassifier({ ...preset, dir });
+    }
+  }
+}
 
 const ID_PART = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
@@ -44,31 +87,31 @@ function isTargetTaken(error: unknown): boolean {
 }
 
 /**
- * Returns the folder of model `id` under `modelsDir`, building it first if its
- * `onnx/model.onnx` is missing. A model already there is left as it is, whatever preset
- * built it.
+ * Returns the folder of model `id` under `modelsDir`, building it first if its ONNX file
+ * (`onnx/model.onnx`, or `onnx/decoder_model_merged.onnx` for BART) is missing. A model
+ * already there is left as it is, whatever preset built it.
  *
  * @param modelsDir - the models root (`MODELS_DIR`); created if missing.
  * @param id - `<org>/<name>`; the model lands in `modelsDir/<org>/<name>`.
- * @param preset - sizes, labels and seed; defaults to `DEFAULT_MODELS[id]`, and is
- *   required for any other id.
+ * @param preset - what to build; defaults to `DEFAULT_MODELS[id]`, and is required for
+ *   any other id.
  * @returns the model's folder.
  */
-export async function ensureModel(modelsDir: string, id: string, preset?: BertClassifierPreset): Promise<string> {
+export async function ensureModel(modelsDir: string, id: string, preset?: ModelSpec): Promise<string> {
   const { org, name } = parseModelId(id);
   const spec = preset ?? DEFAULT_MODELS[id];
   if (spec === undefined) {
     throw new Error(`no preset for model "${id}": pass one, or use one of ${Object.keys(DEFAULT_MODELS).join(', ')}`);
   }
   const target = join(modelsDir, org, name);
-  const marker = join(target, 'onnx', 'model.onnx');
+  const marker = join(target, modelMarkerFile(spec));
   if (await exists(marker)) return target;
 
   const parent = join(modelsDir, org);
   await mkdir(parent, { recursive: true });
   const temp = await mkdtemp(join(parent, `.${name}.tmp-`));
   try {
-    await buildBertClassifier({ ...spec, dir: temp });
+    await buildModel(temp, spec);
     try {
       await rename(temp, target);
       return target;

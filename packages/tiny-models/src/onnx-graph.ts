@@ -12,6 +12,7 @@ const { onnx } = onnxProto;
 export const ElemType = {
   float32: onnx.TensorProto.DataType.FLOAT,
   int64: onnx.TensorProto.DataType.INT64,
+  bool: onnx.TensorProto.DataType.BOOL,
 } as const;
 export type ElemType = (typeof ElemType)[keyof typeof ElemType];
 
@@ -24,7 +25,8 @@ export type Attr =
   | { kind: 'float'; value: number }
   | { kind: 'ints'; value: number[] }
   | { kind: 'floats'; value: number[] }
-  | { kind: 'string'; value: string };
+  | { kind: 'string'; value: string }
+  | { kind: 'graph'; value: GraphBuilder };
 
 /** Attribute helpers: `{ axis: attr.int(-1), epsilon: attr.float(1e-12) }`. */
 export const attr = {
@@ -33,6 +35,8 @@ export const attr = {
   ints: (value: number[]): Attr => ({ kind: 'ints', value }),
   floats: (value: number[]): Attr => ({ kind: 'floats', value }),
   string: (value: string): Attr => ({ kind: 'string', value }),
+  /** A subgraph, e.g. the `then_branch` / `else_branch` of an `If` node (see {@link GraphBuilder.subgraph}). */
+  graph: (value: GraphBuilder): Attr => ({ kind: 'graph', value }),
 };
 
 /** Options of {@link GraphBuilder.toModelBytes}. */
@@ -63,16 +67,20 @@ function toAttributeProto(name: string, a: Attr): onnxProto.onnx.IAttributeProto
       return { name, type: AttrType.FLOATS, floats: a.value };
     case 'string':
       return { name, type: AttrType.STRING, s: new TextEncoder().encode(a.value) };
+    case 'graph':
+      return { name, type: AttrType.GRAPH, g: a.value.toGraphProto() };
   }
 }
 
-function valueInfo(name: string, elemType: ElemType, dims: Dim[]): onnxProto.onnx.IValueInfoProto {
+function valueInfo(name: string, elemType: ElemType, dims?: Dim[]): onnxProto.onnx.IValueInfoProto {
   return {
     name,
     type: {
       tensorType: {
         elemType,
-        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+        ...(dims === undefined
+          ? {}
+          : { shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } }),
       },
     },
   };
@@ -85,6 +93,13 @@ function littleEndianBytes(data: Float32Array | BigInt64Array): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
+/** Names shared by a graph and its subgraphs: ONNX values are in one namespace. */
+interface Scope {
+  names: Set<string>;
+  constants: Map<string, string>;
+  anonymous: number;
+}
+
 /**
  * Builds one ONNX graph. Nodes are added in topological order (each node's inputs must
  * already exist), which is what ONNX requires of a graph's node list.
@@ -94,17 +109,45 @@ export class GraphBuilder {
   private readonly initializers: onnxProto.onnx.ITensorProto[] = [];
   private readonly inputs: onnxProto.onnx.IValueInfoProto[] = [];
   private readonly outputs: onnxProto.onnx.IValueInfoProto[] = [];
-  private readonly names = new Set<string>();
-  private readonly constants = new Map<string, string>();
-  private anonymous = 0;
+  /** Values this graph can read: its own and, for a subgraph, those of the graphs around it. */
+  private readonly visible: Set<string>;
+  private readonly scope: Scope;
 
-  /** @param name - the graph's name (`graph.name`). */
-  constructor(private readonly name: string) {}
+  /**
+   * @param name - the graph's name (`graph.name`).
+   * @param parent - for a subgraph: the graph it is nested in (see {@link subgraph}).
+   */
+  constructor(
+    private readonly name: string,
+    private readonly parent?: GraphBuilder,
+  ) {
+    this.scope = parent ? parent.scope : { names: new Set(), constants: new Map(), anonymous: 0 };
+    this.visible = new Set(parent ? parent.visible : []);
+  }
+
+  /** The outermost graph: initializers and shared constants live there. */
+  private get root(): GraphBuilder {
+    return this.parent ? this.parent.root : this;
+  }
+
+  /**
+   * A subgraph (e.g. a branch of `If`) that reads the values of this graph (outer scope)
+   * produced so far. Its initializers and constants are stored in the outermost graph.
+   */
+  subgraph(name: string): GraphBuilder {
+    return new GraphBuilder(name, this);
+  }
 
   private claim(name: string): string {
-    if (this.names.has(name)) throw new Error(`onnx-graph: duplicate value name "${name}"`);
-    this.names.add(name);
+    if (this.scope.names.has(name)) throw new Error(`onnx-graph: duplicate value name "${name}"`);
+    this.scope.names.add(name);
+    this.visible.add(name);
     return name;
+  }
+
+  private publish(name: string): void {
+    // Initializers live in the root but must be readable from the graph that made them.
+    for (let g: GraphBuilder | undefined = this; g; g = g.parent) g.visible.add(name);
   }
 
   /** Declares a graph input. Returns its name, to use as a node input. */
@@ -113,8 +156,11 @@ export class GraphBuilder {
     return name;
   }
 
-  /** Declares a graph output; a node must produce a value of that name. */
-  output(name: string, elemType: ElemType, dims: Dim[]): void {
+  /**
+   * Declares a graph output; a node must produce a value of that name. `dims` may be left
+   * out for subgraph outputs whose shape differs between branches.
+   */
+  output(name: string, elemType: ElemType, dims?: Dim[]): void {
     this.outputs.push(valueInfo(name, elemType, dims));
   }
 
@@ -124,37 +170,43 @@ export class GraphBuilder {
     if (count !== data.length) {
       throw new Error(`onnx-graph: initializer "${name}" has ${data.length} values, shape [${dims.join(',')}] needs ${count}`);
     }
-    this.initializers.push({ name: this.claim(name), dataType: ElemType.float32, dims, rawData: littleEndianBytes(data) });
+    const root = this.root;
+    root.initializers.push({ name: root.claim(name), dataType: ElemType.float32, dims, rawData: littleEndianBytes(data) });
+    this.publish(name);
     return name;
   }
 
   /** Adds an int64 initializer of shape `dims` (`[]` for a scalar). Returns its name. */
   int64(name: string, values: number[], dims: number[] = [values.length]): string {
     const data = BigInt64Array.from(values, (v) => BigInt(v));
-    this.initializers.push({ name: this.claim(name), dataType: ElemType.int64, dims, rawData: littleEndianBytes(data) });
+    const root = this.root;
+    root.initializers.push({ name: root.claim(name), dataType: ElemType.int64, dims, rawData: littleEndianBytes(data) });
+    this.publish(name);
     return name;
   }
 
   /** A shared float32 scalar constant (one initializer per distinct value). */
   scalar(value: number): string {
     const key = `f:${value}`;
-    let name = this.constants.get(key);
+    let name = this.scope.constants.get(key);
     if (name === undefined) {
-      name = this.float(`const_f32_${this.constants.size}`, Float32Array.of(value), []);
-      this.constants.set(key, name);
+      name = this.root.float(`const_f32_${this.scope.constants.size}`, Float32Array.of(value), []);
+      this.scope.constants.set(key, name);
     }
+    this.publish(name);
     return name;
   }
 
   /** A shared int64 constant: a scalar for a number, a 1-D tensor for an array. */
   ints(value: number | number[]): string {
     const key = `i:${JSON.stringify(value)}`;
-    let name = this.constants.get(key);
+    let name = this.scope.constants.get(key);
     if (name === undefined) {
-      const label = `const_i64_${this.constants.size}`;
-      name = typeof value === 'number' ? this.int64(label, [value], []) : this.int64(label, value);
-      this.constants.set(key, name);
+      const label = `const_i64_${this.scope.constants.size}`;
+      name = typeof value === 'number' ? this.root.int64(label, [value], []) : this.root.int64(label, value);
+      this.scope.constants.set(key, name);
     }
+    this.publish(name);
     return name;
   }
 
@@ -168,42 +220,64 @@ export class GraphBuilder {
     inputs: string[],
     options: { name?: string; attrs?: Record<string, Attr>; output?: string } = {},
   ): string {
-    const nodeName = options.name ?? `/${opType}_${this.anonymous++}`;
-    const output = this.claim(options.output ?? `${nodeName}_output_0`);
+    const { output, ...rest } = options;
+    const [out] = this.nodeMulti(opType, inputs, output === undefined ? 1 : [output], rest);
+    return out as string;
+  }
+
+  /**
+   * Adds a node with several outputs (`If`, `Split`): `outputs` is either their names or
+   * their number (then named `<name>_output_<i>`). Returns the output names.
+   */
+  nodeMulti(
+    opType: string,
+    inputs: string[],
+    outputs: number | string[],
+    options: { name?: string; attrs?: Record<string, Attr> } = {},
+  ): string[] {
+    const nodeName = options.name ?? `/${opType}_${this.scope.anonymous++}`;
     for (const input of inputs) {
-      if (input !== '' && !this.names.has(input)) {
+      if (input !== '' && !this.visible.has(input)) {
         throw new Error(`onnx-graph: node "${nodeName}" reads "${input}", which nothing produced yet`);
       }
     }
+    const names = typeof outputs === 'number' ? Array.from({ length: outputs }, (_, i) => `${nodeName}_output_${i}`) : outputs;
+    for (const n of names) this.claim(n);
     this.nodes.push({
       name: nodeName,
       opType,
       input: inputs,
-      output: [output],
+      output: names,
       attribute: Object.entries(options.attrs ?? {}).map(([k, a]) => toAttributeProto(k, a)),
     });
-    return output;
+    return names;
+  }
+
+  /** The graph as an `onnx.GraphProto` (what a subgraph attribute holds). */
+  toGraphProto(): onnxProto.onnx.IGraphProto {
+    const produced = new Set([...this.nodes.flatMap((n) => n.output ?? []), ...this.inputs.map((i) => i.name ?? '')]);
+    for (const out of this.outputs) {
+      if (!produced.has(out.name ?? '')) throw new Error(`onnx-graph: no node produces output "${out.name}"`);
+    }
+    return {
+      name: this.name,
+      node: this.nodes,
+      initializer: this.initializers,
+      input: this.inputs,
+      output: this.outputs,
+    };
   }
 
   /** Encodes the graph as the bytes of a `.onnx` file. */
   toModelBytes(meta: ModelMetadata = {}): Uint8Array {
-    const produced = new Set(this.nodes.flatMap((n) => n.output ?? []));
-    for (const out of this.outputs) {
-      if (!produced.has(out.name ?? '')) throw new Error(`onnx-graph: no node produces output "${out.name}"`);
-    }
+    if (this.parent) throw new Error('onnx-graph: encode the outermost graph, not a subgraph');
     const model: onnxProto.onnx.IModelProto = {
       irVersion: meta.irVersion ?? 8,
       opsetImport: [{ domain: '', version: meta.opsetVersion ?? 17 }],
       producerName: meta.producerName ?? 'inferq-tiny-models',
       producerVersion: meta.producerVersion ?? '0.1.0',
       docString: meta.docString ?? '',
-      graph: {
-        name: this.name,
-        node: this.nodes,
-        initializer: this.initializers,
-        input: this.inputs,
-        output: this.outputs,
-      },
+      graph: this.toGraphProto(),
     };
     return onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish();
   }

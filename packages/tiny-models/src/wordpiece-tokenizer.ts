@@ -31,9 +31,12 @@ export const SPECIAL_TOKEN_IDS = {
   mask: 4,
 } as const;
 
-// Common English words, lower case: function words, common verbs, adjectives and nouns,
-// then words that reviews and support tickets use. Our own list; order is vocabulary order.
-const WORDS = `
+/**
+ * Common English words, lower case, separated by white space: function words, common verbs,
+ * adjectives and nouns, then words that reviews and support tickets use. Our own list; its
+ * order is vocabulary order. The byte-level BPE tokenizers learn their merges from it too.
+ */
+export const COMMON_WORDS_TEXT = `
 the a an and or but if then else so because as of in on at to from by with without for
 about into onto over under after before between through during until while than
 i me my mine you your yours he him his she her hers it its we us our ours they them their
@@ -101,7 +104,7 @@ export const BASE_VOCAB: readonly string[] = Object.freeze(
     ...PUNCTUATION,
     ...DIGITS,
     ...LETTERS,
-    ...WORDS.split(/\s+/).filter((w) => w.length > 0),
+    ...COMMON_WORDS_TEXT.split(/\s+/).filter((w) => w.length > 0),
     ...LETTERS.map((l) => `##${l}`),
     ...DIGITS.map((d) => `##${d}`),
     ...SUFFIXES.map((s) => `##${s}`),

@@ -1,8 +1,18 @@
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DEFAULT_MODELS, ensureModel, TINY_CLASSIFIER, TINY_CLASSIFIER_ID, BENCH_CLASSIFIER_ID } from '../src/index.js';
+import {
+  BENCH_CLASSIFIER_ID,
+  DEFAULT_MODELS,
+  ensureModel,
+  TINY_BART,
+  TINY_BART_ID,
+  TINY_CLASSIFIER,
+  TINY_CLASSIFIER_ID,
+  TINY_LLAMA_ID,
+  TINY_NLI_ID,
+} from '../src/index.js';
 
 let modelsDir: string;
 
@@ -16,9 +26,10 @@ afterEach(async () => {
 
 describe('ensureModel', () => {
   it('knows the default model ids', () => {
-    expect(Object.keys(DEFAULT_MODELS).sort()).toEqual([BENCH_CLASSIFIER_ID, TINY_CLASSIFIER_ID].sort());
+    expect(Object.keys(DEFAULT_MODELS).sort()).toEqual([BENCH_CLASSIFIER_ID, TINY_CLASSIFIER_ID, TINY_NLI_ID, TINY_BART_ID, TINY_LLAMA_ID].sort());
     expect(TINY_CLASSIFIER_ID).toBe('inferq/tiny-bert-classifier');
     expect(BENCH_CLASSIFIER_ID).toBe('inferq/bench-bert-classifier');
+    expect([TINY_NLI_ID, TINY_BART_ID, TINY_LLAMA_ID]).toEqual(['inferq/tiny-nli', 'inferq/tiny-bart', 'inferq/tiny-llama']);
   });
 
   it('builds a model once under <org>/<name> and reuses it after', async () => {
@@ -45,6 +56,31 @@ describe('ensureModel', () => {
     await ensureModel(modelsDir, 'acme/broken', TINY_CLASSIFIER);
     expect((await stat(join(dir, 'onnx', 'model.onnx'))).size).toBeGreaterThan(0);
     expect(await readdir(join(modelsDir, 'acme'))).toEqual(['broken']);
+  });
+
+  it('builds the NLI, BART and Llama models by id, each file under 1 MB', async () => {
+    const expected: Record<string, string[]> = {
+      [TINY_NLI_ID]: ['model.onnx'],
+      [TINY_BART_ID]: ['decoder_model_merged.onnx', 'encoder_model.onnx'],
+      [TINY_LLAMA_ID]: ['model.onnx'],
+    };
+    for (const [id, files] of Object.entries(expected)) {
+      const dir = await ensureModel(modelsDir, id);
+      expect((await readdir(join(dir, 'onnx'))).sort()).toEqual(files);
+      for (const f of files) expect((await stat(join(dir, 'onnx', f))).size).toBeLessThan(1024 * 1024);
+    }
+    const nli = JSON.parse(await readFile(join(modelsDir, 'inferq', 'tiny-nli', 'config.json'), 'utf8')) as Record<string, unknown>;
+    expect(nli.id2label).toEqual({ '0': 'contradiction', '1': 'neutral', '2': 'entailment' });
+    expect(nli.label2id).toEqual({ contradiction: 0, neutral: 1, entailment: 2 });
+  });
+
+  it('rebuilds an encoder-decoder folder whose merged decoder is missing', async () => {
+    const dir = join(modelsDir, 'acme', 'half-bart');
+    await mkdir(join(dir, 'onnx'), { recursive: true });
+    await writeFile(join(dir, 'onnx', 'encoder_model.onnx'), 'partial');
+    await ensureModel(modelsDir, 'acme/half-bart', { kind: 'bart', ...TINY_BART });
+    expect((await stat(join(dir, 'onnx', 'decoder_model_merged.onnx'))).size).toBeGreaterThan(0);
+    expect((await stat(join(dir, 'onnx', 'encoder_model.onnx'))).size).toBeGreaterThan(1000);
   });
 
   it('rejects unknown ids without a preset, and malformed ids', async () => {

@@ -47,3 +47,42 @@ export function softmax(row: number[]): number[] {
 export function maxAbsDiff(a: number[][], b: number[][]): number {
   return Math.max(...a.flatMap((row, i) => row.map((x, j) => Math.abs(x - (b[i]?.[j] ?? NaN)))));
 }
+
+/** An int64 tensor `[rows, width]` from rows of equal length. */
+export function int64Tensor(rows: number[][]): ort.Tensor {
+  return int64(rows);
+}
+
+/** An empty float32 past `[batch, heads, 0, headDim]`. */
+export function emptyPast(batch: number, heads: number, headDim: number): ort.Tensor {
+  return new ort.Tensor('float32', new Float32Array(0), [batch, heads, 0, headDim]);
+}
+
+/** Rows of `[batch, seq, vocab]` logits at one position: `[batch][vocab]`. */
+export function logitsAt(tensor: ort.Tensor | undefined, position: number): number[][] {
+  if (!tensor) throw new Error('no logits output');
+  const [batch, seq, vocab] = tensor.dims as [number, number, number];
+  const data = tensor.data as Float32Array;
+  const pos = position < 0 ? seq + position : position;
+  return Array.from({ length: batch }, (_, b) => Array.from(data.subarray((b * seq + pos) * vocab, (b * seq + pos + 1) * vocab)));
+}
+
+/** Index of the largest value. */
+export function argmax(row: number[]): number {
+  let best = 0;
+  row.forEach((v, i) => {
+    if (v > (row[best] as number)) best = i;
+  });
+  return best;
+}
+
+/** The past inputs of the next step from a step's `present.*` outputs. */
+export function pastFrom(outputs: ort.InferenceSession.OnnxValueMapType, keep?: Record<string, ort.Tensor>): Record<string, ort.Tensor> {
+  const out: Record<string, ort.Tensor> = {};
+  for (const [name, value] of Object.entries(outputs)) {
+    if (!name.startsWith('present')) continue;
+    const past = name.replace('present', 'past_key_values');
+    out[past] = keep?.[past] ?? (value as ort.Tensor);
+  }
+  return out;
+}

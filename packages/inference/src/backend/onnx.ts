@@ -19,6 +19,15 @@ export interface FloatTensor {
   dims: readonly number[];
 }
 
+/** What a graph declares about one of its inputs. */
+export interface TensorInfo {
+  name: string;
+  /** Element type (`float32`, `int64`, `bool`, ...); undefined for a non-tensor value. */
+  type: string | undefined;
+  /** Declared dimensions: a number, or a symbolic name such as `batch_size`. Empty when unknown. */
+  dims: readonly (number | string)[];
+}
+
 export interface SessionOptions {
   /** Execution provider to ask for first; CPU is the fallback. @defaultValue 'cpu' */
   device?: Device;
@@ -33,6 +42,8 @@ export interface Session {
   readonly device: Device;
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
+  /** Declared type and dimensions of every input, in `inputNames` order. */
+  readonly inputInfo: readonly TensorInfo[];
   /** Runs the graph. Outputs are copied out of onnxruntime's buffers, so they stay valid. */
   run(feeds: Record<string, Tensor>, outputNames?: readonly string[]): Promise<Record<string, FloatTensor>>;
   release(): Promise<void>;
@@ -85,6 +96,14 @@ class OrtSession implements Session {
 
   get outputNames(): readonly string[] {
     return this.session.outputNames;
+  }
+
+  get inputInfo(): readonly TensorInfo[] {
+    return this.session.inputMetadata.map((m) => ({
+      name: m.name,
+      type: m.isTensor ? m.type : undefined,
+      dims: m.isTensor ? [...m.shape] : [],
+    }));
   }
 
   async run(feeds: Record<string, Tensor>, outputNames?: readonly string[]): Promise<Record<string, FloatTensor>> {

@@ -1,0 +1,109 @@
+/**
+ * One batch of a decoder-only LM with a KV cache (`onnx/model.onnx` of an Optimum or
+ * transformers.js export: `input_ids`, `attention_mask`, `position_ids`,
+ * `past_key_values.{i}.key|value` -> `logits`, `present.{i}.key|value`).
+ *
+ * Prompts are left-padded; `attention_mask` `[rows, past + new]` marks the real tokens and
+ * grows by one column a step; `position_ids` count real tokens only (cumsum of the mask
+ * minus 1; pads get 1, as HF), so a padded row sees the positions it would see alone.
+ */
+import type { Session, Tensor } from '../backend/onnx.js';
+import type { StepModel } from '../generation/generate.js';
+import { dropLeading, KvCache, selectRows } from '../generation/kv-cache.js';
+import { lastPositionLogits, type PastShape } from './past-shapes.js';
+
+interface Int64Matrix {
+  data: BigInt64Array;
+  dims: readonly number[];
+}
+
+export class CausalLmBatch implements StepModel {
+  private cache: KvCache;
+  /** `[rows, past + new]`: 1 for real tokens, 0 for left padding. */
+  private mask: Int64Matrix = { data: new BigInt64Array(0), dims: [0, 0] };
+  /** Position of the next token of each row. */
+  private nextPositions: number[] = [];
+
+  /**
+   * @param prompts - token ids of each row, `[rows][promptLen]`, none empty.
+   * @param padId - id written into padding positions (masked out).
+   */
+  constructor(
+    private readonly session: Session,
+    private readonly prompts: readonly (readonly number[])[],
+    private readonly padId: number,
+    pastShapes: ReadonlyMap<string, PastShape>,
+  ) {
+    if (prompts.some((p) => p.length === 0)) throw new Error('Every prompt needs at least one token');
+    this.cache = KvCache.empty(prompts.length, pastShapes);
+  }
+
+  private async run(inputIds: Tensor, positionIds: Tensor): Promise<Float32Array[]> {
+    const feeds: Record<string, Tensor> = {
+      input_ids: inputIds,
+      attention_mask: { type: 'int64', data: this.mask.data, dims: this.mask.dims },
+      position_ids: positionIds,
+      ...this.cache.feeds(),
+    };
+    if (this.session.inputNames.includes('num_logits_to_keep')) {
+      feeds.num_logits_to_keep = { type: 'int64', data: BigInt64Array.of(1n), dims: [] };
+    }
+    const outputs = await this.session.run(feeds);
+    this.cache.update(outputs);
+    return lastPositionLogits(outputs.logits);
+  }
+
+  async start(): Promise<Float32Array[]> {
+    const rows = this.prompts.length;
+    const seq = this.prompts.reduce((m, p) => Math.max(m, p.length), 0);
+    const ids = new BigInt64Array(rows * seq).fill(BigInt(this.padId));
+    const mask = new BigInt64Array(rows * seq);
+    const positions = new BigInt64Array(rows * seq).fill(1n);
+    this.prompts.forEach((prompt, r) => {
+      const offset = r * seq + seq - prompt.length;
+      prompt.forEach((token, i) => {
+        ids[offset + i] = BigInt(token);
+        mask[offset + i] = 1n;
+        positions[offset + i] = BigInt(i);
+      });
+    });
+    this.mask = { data: mask, dims: [rows, seq] };
+    this.nextPositions = this.prompts.map((p) => p.length);
+    return this.run({ type: 'int64', data: ids, dims: [rows, seq] }, { type: 'int64', data: positions, dims: [rows, seq] });
+  }
+
+  async next(tokens: readonly number[]): Promise<Float32Array[]> {
+    const [rows = 0, total = 0] = this.mask.dims;
+    if (tokens.length !== rows) throw new Error(`next: ${tokens.length} tokens for ${rows} rows`);
+    const mask = new BigInt64Array(rows * (total + 1));
+    for (let r = 0; r < rows; r++) {
+      mask.set(this.mask.data.subarray(r * total, (r + 1) * total), r * (total + 1));
+      mask[r * (total + 1) + total] = 1n;
+    }
+    this.mask = { data: mask, dims: [rows, total + 1] };
+    const positions = BigInt64Array.from(this.nextPositions, (p) => BigInt(p));
+    this.nextPositions = this.nextPositions.map((p) => p + 1);
+    return this.run(
+      { type: 'int64', data: BigInt64Array.from(tokens, (t) => BigInt(t)), dims: [rows, 1] },
+      { type: 'int64', data: positions, dims: [rows, 1] },
+    );
+  }
+
+  select(rows: readonly number[]): void {
+    this.mask = selectRows(this.mask, rows);
+    this.nextPositions = rows.map((r) => this.nextPositions[r] as number);
+    this.cache.select(rows);
+    // Drop the left-padding columns that no remaining row needs.
+    const [count = 0, total = 0] = this.mask.dims;
+    let lead = total;
+    for (let r = 0; r < count && lead > 0; r++) {
+      let first = 0;
+      while (first < lead && this.mask.data[r * total + first] === 0n) first++;
+      lead = Math.min(lead, first);
+    }
+    if (lead > 0 && lead < total) {
+      this.mask = dropLeading(this.mask, 1, lead);
+      this.cache.dropLeading(lead);
+    }
+  }
+}

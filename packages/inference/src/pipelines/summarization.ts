@@ -1,0 +1,152 @@
+/**
+ * Summarization with an encoder-decoder LM (`*ForConditionalGeneration`: Optimum's
+ * `onnx/encoder_model.onnx` + `onnx/decoder_model_merged.onnx`): the encoder runs once per
+ * batch, the decoder steps with a KV cache (cross-attention keys and values computed at the
+ * first step and reused); greedy, sampling or beam search.
+ *
+ * Scheduler-friendly: {@link SummarizationPipeline.prepare} validates and tokenizes one
+ * request synchronously; {@link SummarizationPipeline.run} summarizes a batch of them.
+ */
+import { createSession, type Session } from '../backend/onnx.js';
+import { generate } from '../generation/generate.js';
+import {
+  modelGenerationDefaults,
+  resolveGenerationConfig,
+  type GenerationConfig,
+  type GenerationOptions,
+  type ModelGenerationDefaults,
+} from '../generation/generation-config.js';
+import { onnxFile, readGenerationConfig, readModelConfig, type ModelConfig } from '../model-folder.js';
+import { pastShapes, type PastShape } from '../models/past-shapes.js';
+import { Seq2SeqLmBatch } from '../models/seq2seq-lm-batch.js';
+import { TextTokenizer } from '../text-tokenizer.js';
+import type { GeneratedText, GenerationRunOptions } from './generated-text.js';
+import type { PipelineLoadOptions } from './text-classification.js';
+
+/** One summarization request. */
+export interface SummarizationRequest extends GenerationOptions {
+  /** The text to summarize; cut to the model's longest input. */
+  text: string;
+  /** Called with each new piece of the summary (beam search: once, at the end), for streaming. */
+  onToken?: (textDelta: string) => void;
+}
+
+/** A validated, tokenized request, ready to share a batch. */
+export interface SummarizationPrepared {
+  /** Encoder token ids, special tokens included, `[inputTokens]`. */
+  readonly inputIds: readonly number[];
+  /** The merged, checked generation settings. */
+  readonly config: GenerationConfig;
+  readonly onToken?: (textDelta: string) => void;
+}
+
+function num(config: ModelConfig, key: string): number | undefined {
+  const v = config[key];
+  return typeof v === 'number' ? v : undefined;
+}
+
+export class SummarizationPipeline {
+  /** The model's generation defaults (`config.json`, then `generation_config.json`). */
+  readonly defaults: ModelGenerationDefaults;
+  /** The decoder's first token. */
+  readonly decoderStartTokenId: number;
+  private readonly shapes: Map<string, PastShape>;
+
+  private constructor(
+    readonly config: ModelConfig,
+    readonly tokenizer: TextTokenizer,
+    readonly encoder: Session,
+    readonly decoder: Session,
+    generationConfig: Record<string, unknown> | undefined,
+  ) {
+    this.defaults = modelGenerationDefaults(config, generationConfig);
+    const start = this.defaults.decoderStartTokenId ?? this.defaults.bosTokenId;
+    if (start === undefined) throw new Error('config.json has no decoder_start_token_id (nor bos_token_id)');
+    this.decoderStartTokenId = start;
+    if (!decoder.inputNames.includes('use_cache_branch')) {
+      throw new Error('onnx/decoder_model_merged.onnx has no use_cache_branch input: a merged decoder export is needed');
+    }
+    const heads = num(config, 'decoder_attention_heads') ?? num(config, 'num_attention_heads');
+    const width = num(config, 'd_model') ?? num(config, 'hidden_size');
+    this.shapes = pastShapes(decoder, () => (heads !== undefined && width !== undefined ? { heads, headDim: width / heads } : undefined));
+  }
+
+  /** Loads the encoder, the merged decoder, the tokenizer and the configs from a model folder. */
+  static async load(dir: string, options: PipelineLoadOptions = {}): Promise<SummarizationPipeline> {
+    const config = await readModelConfig(dir);
+    const [tokenizer, encoder, decoder, generationConfig] = await Promise.all([
+      TextTokenizer.load(dir, config.max_position_embeddings),
+      onnxFile(dir, 'encoder_model', options.variant).then((file) => createSession(file, options)),
+      onnxFile(dir, 'decoder_model_merged', options.variant).then((file) => createSession(file, options)),
+      readGenerationConfig(dir),
+    ]);
+    return new SummarizationPipeline(config, tokenizer, encoder, decoder, generationConfig);
+  }
+
+  /** Validates and tokenizes one request (truncated to the model's longest input). */
+  prepare(request: SummarizationRequest): SummarizationPrepared {
+    const { text, onToken, ...options } = request;
+    if (typeof text !== 'string' || text.length === 0) throw new Error('text must be a non-empty string');
+    const inputIds = this.tokenizer.encode(text).ids;
+    const config = resolveGenerationConfig(
+      { ...this.defaults, padTokenId: this.defaults.padTokenId ?? this.tokenizer.padId },
+      options,
+      1,
+    );
+    const maxPositions = num(this.config, 'max_position_embeddings');
+    if (maxPositions !== undefined && config.maxNewTokens + 1 > maxPositions) {
+      throw new Error(`maxNewTokens (${config.maxNewTokens}) is over the decoder's ${maxPositions - 1} positions`);
+    }
+    return { inputIds, config, ...(onToken ? { onToken } : {}) };
+  }
+
+  /** Tokens a request may occupy: its input plus every token it may generate, per beam. */
+  cost(prepared: SummarizationPrepared): number {
+    return prepared.inputIds.length + prepared.config.maxNewTokens * prepared.config.numBeams;
+  }
+
+  /** Beam search requests batch only with each other (same beam count). */
+  groupKey(prepared: SummarizationPrepared): string {
+    return prepared.config.numBeams > 1 ? `beams:${prepared.config.numBeams}` : 'single';
+  }
+
+  /** Summarizes a batch of prepared requests; one output per request, in order. */
+  async run(batch: readonly SummarizationPrepared[], options: GenerationRunOptions = {}): Promise<GeneratedText[]> {
+    if (batch.length === 0) return [];
+    const model = new Seq2SeqLmBatch(
+      this.encoder,
+      this.decoder,
+      batch.map((p) => p.inputIds),
+      this.tokenizer.padId,
+      this.decoderStartTokenId,
+      this.shapes,
+    );
+    const rows = batch.map((p, i) => {
+      const onText =
+        p.onToken || options.onToken
+          ? (delta: string) => {
+              p.onToken?.(delta);
+              options.onToken?.(i, delta);
+            }
+          : undefined;
+      return { config: p.config, context: [this.decoderStartTokenId], ...(onText ? { onText } : {}) };
+    });
+    const sequences = await generate(model, rows, (ids) => this.tokenizer.decode([...ids]));
+    return sequences.map((s, i) => ({
+      text: s.text,
+      tokenIds: s.tokens,
+      finishReason: s.finishReason,
+      inputTokens: (batch[i] as SummarizationPrepared).inputIds.length,
+      outputTokens: s.tokens.length,
+    }));
+  }
+
+  /** Prepares and summarizes several texts as one batch (convenience). */
+  async summarize(texts: readonly string[], options: Omit<SummarizationRequest, 'text'> = {}): Promise<GeneratedText[]> {
+    return this.run(texts.map((text) => this.prepare({ ...options, text })));
+  }
+
+  async release(): Promise<void> {
+    await Promise.all([this.encoder.release(), this.decoder.release()]);
+  }
+}

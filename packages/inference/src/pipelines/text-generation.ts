@@ -1,0 +1,172 @@
+/**
+ * Text generation with a decoder-only LM (`*ForCausalLM` export with a KV cache): a prompt
+ * string, or chat messages rendered with the tokenizer's chat template; greedy, sampling
+ * (per-row seeded) or beam search; stop strings; streaming.
+ *
+ * Scheduler-friendly: {@link TextGenerationPipeline.prepare} validates and tokenizes one
+ * request synchronously; {@link TextGenerationPipeline.run} generates for a batch of
+ * prepared requests (left-padded, one KV cache, finished rows dropped as they finish).
+ */
+import { createSession, type Session } from '../backend/onnx.js';
+import { checkChatMessages, renderChat, type ChatMessage } from '../chat-template.js';
+import { generate } from '../generation/generate.js';
+import {
+  modelGenerationDefaults,
+  resolveGenerationConfig,
+  type GenerationConfig,
+  type GenerationOptions,
+  type ModelGenerationDefaults,
+} from '../generation/generation-config.js';
+import { firstOnnxFile, readGenerationConfig, readModelConfig, type ModelConfig } from '../model-folder.js';
+import { CausalLmBatch } from '../models/causal-lm-batch.js';
+import { pastShapes, type PastShape } from '../models/past-shapes.js';
+import { TextTokenizer } from '../text-tokenizer.js';
+import type { GeneratedText, GenerationRunOptions } from './generated-text.js';
+import type { PipelineLoadOptions } from './text-classification.js';
+
+/** One text-generation request. */
+export interface TextGenerationRequest extends GenerationOptions {
+  /** A prompt, or chat messages (rendered with the chat template and an assistant turn opened). */
+  input: string | ChatMessage[];
+  /** Return the prompt text followed by the generated text. @defaultValue false */
+  returnFullText?: boolean;
+  /** Called with each new piece of generated text (never part of a stop string), for streaming. */
+  onToken?: (textDelta: string) => void;
+}
+
+/** A validated, tokenized request, ready to share a batch. */
+export interface TextGenerationPrepared {
+  /** Prompt token ids, `[inputTokens]`. */
+  readonly promptIds: readonly number[];
+  /** The prompt as text (the rendered chat for chat input). */
+  readonly promptText: string;
+  /** The merged, checked generation settings. */
+  readonly config: GenerationConfig;
+  readonly returnFullText: boolean;
+  readonly onToken?: (textDelta: string) => void;
+}
+
+function num(config: ModelConfig, key: string): number | undefined {
+  const v = config[key];
+  return typeof v === 'number' ? v : undefined;
+}
+
+export class TextGenerationPipeline {
+  /** The model's generation defaults (`config.json`, then `generation_config.json`). */
+  readonly defaults: ModelGenerationDefaults;
+  /** Longest prompt + generation, in tokens (`max_position_embeddings`). */
+  readonly maxPositions: number;
+  private readonly shapes: Map<string, PastShape>;
+
+  private constructor(
+    readonly config: ModelConfig,
+    readonly tokenizer: TextTokenizer,
+    readonly session: Session,
+    generationConfig: Record<string, unknown> | undefined,
+  ) {
+    this.defaults = modelGenerationDefaults(config, generationConfig);
+    this.maxPositions = num(config, 'max_position_embeddings') ?? tokenizer.maxLength;
+    // Fallback for graphs that leave the cache dimensions symbolic.
+    const queryHeads = num(config, 'num_attention_heads');
+    const heads = num(config, 'num_key_value_heads') ?? queryHeads;
+    const hidden = num(config, 'hidden_size');
+    const headDim = num(config, 'head_dim') ?? (hidden !== undefined && queryHeads !== undefined ? hidden / queryHeads : undefined);
+    this.shapes = pastShapes(session, () => (heads !== undefined && headDim !== undefined ? { heads, headDim } : undefined));
+  }
+
+  /**
+   * Loads `onnx/model.onnx` (or `onnx/decoder_model_merged.onnx`, older exports), the
+   * tokenizer, `config.json` and `generation_config.json` from a model folder.
+   */
+  static async load(dir: string, options: PipelineLoadOptions = {}): Promise<TextGenerationPipeline> {
+    const config = await readModelConfig(dir);
+    const [tokenizer, session, generationConfig] = await Promise.all([
+      TextTokenizer.load(dir),
+      firstOnnxFile(dir, ['model', 'decoder_model_merged'], options.variant).then((file) => createSession(file, options)),
+      readGenerationConfig(dir),
+    ]);
+    return new TextGenerationPipeline(config, tokenizer, session, generationConfig);
+  }
+
+  /** Validates and tokenizes one request. Throws an Error with a clear message on bad input. */
+  prepare(request: TextGenerationRequest): TextGenerationPrepared {
+    const { input, returnFullText = false, onToken, ...options } = request;
+    let promptText: string;
+    let addSpecialTokens: boolean;
+    if (typeof input === 'string') {
+      if (input.length === 0) throw new Error('input must be a non-empty prompt or chat');
+      promptText = input;
+      addSpecialTokens = Boolean(this.tokenizer.config.add_bos_token || this.tokenizer.config.add_eos_token);
+    } else {
+      checkChatMessages(input);
+      const template = this.tokenizer.chatTemplate;
+      if (template === undefined) throw new Error('This model has no chat_template; send a prompt string');
+      const specialTokens: Record<string, string> = {};
+      for (const key of ['bos_token', 'eos_token', 'pad_token', 'unk_token']) {
+        const value = this.tokenizer.specialToken(key);
+        if (value !== undefined) specialTokens[key] = value;
+      }
+      promptText = renderChat(template, input, { addGenerationPrompt: true, specialTokens });
+      addSpecialTokens = false;
+    }
+    const promptIds = this.tokenizer.encodeWith(promptText, { addSpecialTokens, maxLength: Number.MAX_SAFE_INTEGER }).ids;
+    if (promptIds.length === 0) throw new Error('The prompt has no tokens');
+    const config = resolveGenerationConfig(
+      { ...this.defaults, padTokenId: this.defaults.padTokenId ?? this.tokenizer.padId },
+      options,
+      promptIds.length,
+    );
+    if (promptIds.length + config.maxNewTokens > this.maxPositions) {
+      throw new Error(
+        `The prompt (${promptIds.length} tokens) plus maxNewTokens (${config.maxNewTokens}) is over the model's context of ${this.maxPositions} tokens`,
+      );
+    }
+    return { promptIds, promptText, config, returnFullText, ...(onToken ? { onToken } : {}) };
+  }
+
+  /** Tokens a request may occupy: its prompt plus every token it may generate, per beam. */
+  cost(prepared: TextGenerationPrepared): number {
+    return (prepared.promptIds.length + prepared.config.maxNewTokens) * prepared.config.numBeams;
+  }
+
+  /** Beam search requests batch only with each other (same beam count). */
+  groupKey(prepared: TextGenerationPrepared): string {
+    return prepared.config.numBeams > 1 ? `beams:${prepared.config.numBeams}` : 'single';
+  }
+
+  /** Generates for a batch of prepared requests; one output per request, in order. */
+  async run(batch: readonly TextGenerationPrepared[], options: GenerationRunOptions = {}): Promise<GeneratedText[]> {
+    if (batch.length === 0) return [];
+    const model = new CausalLmBatch(this.session, batch.map((p) => p.promptIds), this.tokenizer.padId, this.shapes);
+    const rows = batch.map((p, i) => {
+      const onText =
+        p.onToken || options.onToken
+          ? (delta: string) => {
+              p.onToken?.(delta);
+              options.onToken?.(i, delta);
+            }
+          : undefined;
+      return { config: p.config, context: p.promptIds, ...(onText ? { onText } : {}) };
+    });
+    const sequences = await generate(model, rows, (ids) => this.tokenizer.decode([...ids]));
+    return sequences.map((s, i) => {
+      const p = batch[i] as TextGenerationPrepared;
+      return {
+        text: p.returnFullText ? p.promptText + s.text : s.text,
+        tokenIds: s.tokens,
+        finishReason: s.finishReason,
+        inputTokens: p.promptIds.length,
+        outputTokens: s.tokens.length,
+      };
+    });
+  }
+
+  /** Prepares and runs several inputs as one batch (convenience). */
+  async generate(inputs: readonly (string | ChatMessage[])[], options: Omit<TextGenerationRequest, 'input'> = {}): Promise<GeneratedText[]> {
+    return this.run(inputs.map((input) => this.prepare({ ...options, input })));
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
