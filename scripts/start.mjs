@@ -22,9 +22,10 @@ await new Promise((ok, fail) => {
   process.exit(1);
 });
 
-// With no configuration, serve the tiny classifier: build it first if it is missing.
-const defaultModel = env.DEFAULT_MODEL_CLASSIFICATION ?? 'inferq/tiny-bert-classifier';
-if (defaultModel in DEFAULT_MODELS) await ensureModel(env.MODELS_DIR, defaultModel);
+// With no configuration, serve the tiny model of each task: build the missing ones first,
+// so the API finds them from its first request.
+const served = (env.WORKER_MODELS ?? 'inferq/tiny-bert-classifier,inferq/tiny-nli,inferq/tiny-bart,inferq/tiny-llama').split(',');
+for (const id of served.map((m) => m.trim())) if (id in DEFAULT_MODELS) await ensureModel(env.MODELS_DIR, id);
 
 const children = [
   spawn(process.execPath, [resolve(root, 'apps/api/dist/server.js')], { env, stdio: 'inherit', detached: true }),

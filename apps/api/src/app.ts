@@ -16,6 +16,8 @@ import { errorHandlers, frameworkErrors } from './errors.js';
 import { loggerOptions } from './logger.js';
 import { modelCatalogPlugin } from './plugins/model-catalog.js';
 import { queuesPlugin } from './plugins/queues.js';
+import { batchesPlugin } from './plugins/batches.js';
+import { batchRoutes } from './routes/batches.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import { modelRoutes } from './routes/models.js';
@@ -73,6 +75,7 @@ export const app = fp<AppOptions>(
         },
         tags: [
           { name: 'jobs', description: 'Single inference jobs' },
+          { name: 'batches', description: 'Bulk batches: many inputs, results as JSONL' },
           { name: 'models', description: 'Models in the models folder' },
           { name: 'health', description: 'Liveness and readiness' },
         ],
@@ -81,14 +84,21 @@ export const app = fp<AppOptions>(
     await fastify.register(swaggerUi, { routePrefix: '/docs' });
 
     await fastify.register(queuesPlugin, { redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
+    await fastify.register(batchesPlugin, { prefix: config.QUEUE_PREFIX, retentionSeconds: config.BATCH_RETENTION_SECONDS });
     await fastify.register(modelCatalogPlugin, {
       modelsDir: config.MODELS_DIR,
-      defaults: { classification: config.DEFAULT_MODEL_CLASSIFICATION },
+      defaults: {
+        classification: config.DEFAULT_MODEL_CLASSIFICATION,
+        'zero-shot-classification': config.DEFAULT_MODEL_ZERO_SHOT,
+        summarization: config.DEFAULT_MODEL_SUMMARIZATION,
+        generation: config.DEFAULT_MODEL_GENERATION,
+      },
     });
 
     await fastify.register(healthRoutes);
     await fastify.register(modelRoutes);
     await fastify.register(jobRoutes);
+    await fastify.register(batchRoutes);
   },
   { name: 'inferq-api' },
 );

@@ -24,6 +24,14 @@ function configSchema(cwd: string) {
     MODELS_DIR: Type.String({ minLength: 1, default: resolve(cwd, 'models') }),
     /** Model used for `classification` when a job names none. */
     DEFAULT_MODEL_CLASSIFICATION: Type.String({ pattern: MODEL_ID_PATTERN, default: 'inferq/tiny-bert-classifier' }),
+    /** Model used for `zero-shot-classification` jobs that name none (an NLI model). */
+    DEFAULT_MODEL_ZERO_SHOT: Type.String({ pattern: MODEL_ID_PATTERN, default: 'inferq/tiny-nli' }),
+    /** Model used for `summarization` jobs that name none (an encoder-decoder). */
+    DEFAULT_MODEL_SUMMARIZATION: Type.String({ pattern: MODEL_ID_PATTERN, default: 'inferq/tiny-bart' }),
+    /** Model used for `generation` jobs that name none (a decoder-only LM). */
+    DEFAULT_MODEL_GENERATION: Type.String({ pattern: MODEL_ID_PATTERN, default: 'inferq/tiny-llama' }),
+    /** Most tokens a summarization or generation job may ask for (`max_new_tokens`). */
+    MAX_NEW_TOKENS: Type.Integer({ minimum: 1, maximum: 32_768, default: 512 }),
     /** Longest long-poll (`GET /v1/jobs/:id?wait=N`), in seconds. */
     MAX_WAIT_SECONDS: Type.Number({ minimum: 0, maximum: 600, default: 30 }),
     /** Largest request body, in bytes. */
@@ -32,6 +40,16 @@ function configSchema(cwd: string) {
     JOB_RETENTION_SECONDS: Type.Integer({ minimum: 1, default: 86_400 }),
     /** pino level. */
     LOG_LEVEL: Type.Enum(LOG_LEVELS, { default: 'info' }),
+    /** Inputs per chunk job of a batch. */
+    BATCH_CHUNK_SIZE: Type.Integer({ minimum: 1, maximum: 10_000, default: 128 }),
+    /** Largest NDJSON batch upload, in bytes (read as a stream, never held whole). */
+    BATCH_UPLOAD_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 200 * 1024 * 1024 }),
+    /** Largest JSON body of `POST /v1/batches`, in bytes (a JSON body is parsed whole: upload NDJSON for big batches). */
+    BATCH_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 16 * 1024 * 1024 }),
+    /** How long a batch and its results stay readable after it ends, in seconds. */
+    BATCH_RETENTION_SECONDS: Type.Integer({ minimum: 1, default: 7 * 86_400 }),
+    /** Accept webhook URLs on loopback, private and link-local addresses (tests, receivers on the same host). */
+    WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false }),
   });
 }
 

@@ -161,7 +161,7 @@ describe('POST /v1/jobs', () => {
         400,
         'INFERQ_ERR_VALIDATION',
       );
-      expect(body.error.message).toContain('body.parameters.top_k');
+      expect(body.error.message).toContain('parameters.top_k');
     });
 
     it('unknown field: 400 INFERQ_ERR_VALIDATION naming it (not silently dropped)', async () => {

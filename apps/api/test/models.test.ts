@@ -18,7 +18,7 @@ describe('GET /v1/models', () => {
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({
       data: [
-        { id: GENERATOR, tasks: [], architecture: 'GPT2LMHeadModel', default_for: [] },
+        { id: GENERATOR, tasks: ['generation'], architecture: 'GPT2LMHeadModel', default_for: [] },
         {
           id: SENTIMENT,
           tasks: ['classification'],

@@ -7,7 +7,7 @@ const Schema = Type.Object({
   QUEUE_PREFIX: Type.String({ default: 'inferq', minLength: 1, description: 'BullMQ key prefix; `{inferq}` for Redis Cluster' }),
   MODELS_DIR: Type.String({ default: 'models', description: 'Folder of models, `<org>/<name>` each' }),
   WORKER_MODELS: Type.String({
-    default: 'inferq/tiny-bert-classifier',
+    default: 'inferq/tiny-bert-classifier,inferq/tiny-nli,inferq/tiny-bart,inferq/tiny-llama',
     description: 'Comma-separated model ids this worker loads and serves',
   }),
   DEVICE: Type.Union([Type.Literal('cpu'), Type.Literal('webgpu'), Type.Literal('cuda')], {
@@ -18,6 +18,10 @@ const Schema = Type.Object({
   MAX_BATCH_SIZE: Type.Integer({ default: 32, minimum: 1, maximum: 4096, description: 'Most inputs in one batch' }),
   MAX_BATCH_TOKENS: Type.Integer({ default: 8192, minimum: 1, description: 'Most tokens in one batch, after padding' }),
   MAX_DELAY_MS: Type.Number({ default: 5, minimum: 0, maximum: 10_000, description: 'Longest wait for a batch to fill, in milliseconds' }),
+  BATCHING: Type.Union([Type.Literal('adaptive'), Type.Literal('static')], {
+    default: 'adaptive',
+    description: 'adaptive: the three batch limits are caps and the scheduler learns which batch shapes pay on this device; static: the limits as they are',
+  }),
   WORKER_CONCURRENCY: Type.Integer({ default: 0, minimum: 0, description: 'Jobs in flight per model queue; 0 = 2 x MAX_BATCH_SIZE' }),
   JOB_LOCK_MS: Type.Integer({
     default: 30_000,

@@ -1,6 +1,21 @@
 import type { Logger } from 'pino';
-import type { ErrorCode, TaskName } from '@inferq/contracts';
-import { BatchScheduler, TextClassificationPipeline, modelPath, topK, type Encoded, type LabelScore } from '@inferq/inference';
+import { tasksForConfig, type ChatMessage, type ErrorCode, type GenerationResult, type JobResult, type TaskName } from '@inferq/contracts';
+import {
+  BatchScheduler,
+  SummarizationPipeline,
+  TextClassificationPipeline,
+  TextGenerationPipeline,
+  ZeroShotClassificationPipeline,
+  modelPath,
+  readModelConfig,
+  topK,
+  type BatchStats,
+  type Encoded,
+  type GeneratedText,
+  type GenerationOptions,
+  type LabelScore,
+  type PipelineLoadOptions,
+} from '@inferq/inference';
 import type { WorkerConfig } from './config.js';
 import type { WorkerMetrics } from './metrics.js';
 
@@ -27,49 +42,185 @@ export interface ModelRunner {
   /** The device its session runs on (after any fallback). */
   readonly device: string;
   /** Runs one input; rejects with a {@link JobError} for what retrying can't fix. */
-  run(task: TaskName, input: unknown, parameters: Record<string, unknown>): Promise<unknown>;
-  /** Runs what is pending and releases the session. */
+  run(task: TaskName, input: unknown, parameters: Record<string, unknown>, options?: RunOptions): Promise<unknown>;
+  /** Runs what is pending and releases the sessions. */
   close(): Promise<void>;
+}
+
+export interface RunOptions {
+  /** Bulk inputs (priority 1) yield to single jobs (priority 0, the default). */
+  priority?: number;
+}
+
+/** One task of one model: a pipeline and the scheduler that batches its inputs. */
+interface TaskHandler {
+  readonly device: string;
+  run(input: unknown, parameters: Record<string, unknown>, options: RunOptions): Promise<JobResult>;
+  close(): Promise<void>;
+}
+
+type Params = Record<string, unknown>;
+
+/** Calls a pipeline's `prepare`; what it rejects is the caller's input, not a model failure. */
+function validated<T>(prepare: () => T): T {
+  try {
+    return prepare();
+  } catch (err) {
+    throw new JobError('INFERQ_ERR_VALIDATION', err instanceof Error ? err.message : String(err));
+  }
+}
+
+/** The API's snake_case generation parameters in the pipelines' camelCase. */
+export function generationOptions(p: Params): GenerationOptions {
+  const pick = <T>(key: string) => p[key] as T | undefined;
+  const options: GenerationOptions = {
+    maxNewTokens: pick<number>('max_new_tokens'),
+    minNewTokens: pick<number>('min_new_tokens'),
+    doSample: pick<boolean>('do_sample'),
+    temperature: pick<number>('temperature'),
+    topK: pick<number>('top_k'),
+    topP: pick<number>('top_p'),
+    repetitionPenalty: pick<number>('repetition_penalty'),
+    noRepeatNgramSize: pick<number>('no_repeat_ngram_size'),
+    numBeams: pick<number>('num_beams'),
+    lengthPenalty: pick<number>('length_penalty'),
+    seed: pick<number>('seed'),
+    stop: pick<string[]>('stop'),
+  };
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as GenerationOptions;
+}
+
+function generationResult(out: GeneratedText): GenerationResult {
+  return { text: out.text, finish_reason: out.finishReason, usage: { input_tokens: out.inputTokens, output_tokens: out.outputTokens } };
 }
 
 export async function createRunner(modelId: string, config: WorkerConfig, metrics: WorkerMetrics, log: Logger): Promise<ModelRunner> {
   const dir = modelPath(config.MODELS_DIR, modelId);
-  const pipeline = await TextClassificationPipeline.load(dir, {
+  const tasks = tasksForConfig(await readModelConfig(dir));
+  if (tasks.length === 0) throw new Error(`Can't tell which task ${modelId} serves from its config.json architectures`);
+  const loadOptions: PipelineLoadOptions = {
     device: config.DEVICE,
     intraOpThreads: config.THREADS,
     onFallback: (requested, reason) => log.warn({ requested, reason }, `device ${requested} is not available; running ${modelId} on cpu`),
-  });
-  const device = pipeline.session.device;
-  metrics.device.set({ model: modelId, device, requested: config.DEVICE }, 1);
+  };
 
-  const scheduler = new BatchScheduler<string, Encoded, LabelScore[]>({
-    prepare: (text) => pipeline.encode(text),
-    cost: (encoded) => encoded.ids.length,
-    run: (batch) => pipeline.run(batch),
-    maxBatchSize: config.MAX_BATCH_SIZE,
-    maxBatchTokens: config.MAX_BATCH_TOKENS,
-    maxDelayMs: config.MAX_DELAY_MS,
-    onBatch: (stats) => {
-      metrics.batchSize.observe({ model: modelId }, stats.size);
-      metrics.batchSeconds.observe({ model: modelId }, stats.durationMs / 1000);
-      metrics.paddingRatio.observe({ model: modelId }, stats.paddedTokens / Math.max(1, stats.realTokens));
-      log.debug(stats, 'batch');
+  function scheduler<P, O>(task: TaskName, run: (batch: P[]) => Promise<O[]>, cost: (p: P) => number, groupKey?: (p: P) => string) {
+    return new BatchScheduler<P, P, O>({
+      prepare: (p) => p,
+      cost,
+      groupKey,
+      run,
+      maxBatchSize: config.MAX_BATCH_SIZE,
+      maxBatchTokens: config.MAX_BATCH_TOKENS,
+      maxDelayMs: config.MAX_DELAY_MS,
+      adaptive: config.BATCHING === 'adaptive',
+      onBatch: (stats: BatchStats) => {
+        metrics.batchSize.observe({ model: modelId }, stats.size);
+        metrics.batchSeconds.observe({ model: modelId }, stats.durationMs / 1000);
+        metrics.paddingRatio.observe({ model: modelId }, stats.paddedTokens / Math.max(1, stats.realTokens));
+        log.debug({ task, ...stats }, 'batch');
+      },
+    });
+  }
+
+  const loaders: Record<TaskName, () => Promise<TaskHandler>> = {
+    async classification() {
+      const pipeline = await TextClassificationPipeline.load(dir, loadOptions);
+      const batches = scheduler<Encoded, LabelScore[]>('classification', (b) => pipeline.run(b), (e) => e.ids.length);
+      return {
+        device: pipeline.session.device,
+        async run(input, p, { priority }) {
+          const encoded = validated(() => pipeline.encode(input as string));
+          return topK(await batches.submit(encoded, { priority }), p.top_k as number | undefined);
+        },
+        close: async () => (await batches.close(), await pipeline.release()),
+      };
     },
-  });
+    async 'zero-shot-classification'() {
+      const pipeline = await ZeroShotClassificationPipeline.load(dir, loadOptions);
+      type Prepared = ReturnType<typeof pipeline.prepare>;
+      const batches = scheduler<Prepared, Awaited<ReturnType<typeof pipeline.run>>[number]>(
+        'zero-shot-classification',
+        (b) => pipeline.run(b),
+        (p) => pipeline.cost(p),
+        (p) => pipeline.groupKey(p),
+      );
+      return {
+        device: pipeline.session.device,
+        async run(input, p, { priority }) {
+          const prepared = validated(() =>
+            pipeline.prepare({
+              text: input as string,
+              candidateLabels: p.candidate_labels as string[],
+              hypothesisTemplate: p.hypothesis_template as string | undefined,
+              multiLabel: p.multi_label as boolean | undefined,
+            }),
+          );
+          const out = await batches.submit(prepared, { priority });
+          return out.labels.map((label, i) => ({ label, score: out.scores[i] ?? 0 }));
+        },
+        close: async () => (await batches.close(), await pipeline.release()),
+      };
+    },
+    async summarization() {
+      const pipeline = await SummarizationPipeline.load(dir, loadOptions);
+      type Prepared = ReturnType<typeof pipeline.prepare>;
+      const batches = scheduler<Prepared, GeneratedText>('summarization', (b) => pipeline.run(b), (p) => pipeline.cost(p), (p) => pipeline.groupKey(p));
+      return {
+        device: pipeline.decoder.device,
+        async run(input, p, { priority }) {
+          const prepared = validated(() => pipeline.prepare({ text: input as string, ...generationOptions(p) }));
+          return generationResult(await batches.submit(prepared, { priority }));
+        },
+        close: async () => (await batches.close(), await pipeline.release()),
+      };
+    },
+    async generation() {
+      const pipeline = await TextGenerationPipeline.load(dir, loadOptions);
+      type Prepared = ReturnType<typeof pipeline.prepare>;
+      const batches = scheduler<Prepared, GeneratedText>('generation', (b) => pipeline.run(b), (p) => pipeline.cost(p), (p) => pipeline.groupKey(p));
+      return {
+        device: pipeline.session.device,
+        async run(input, p, { priority }) {
+          const prepared = validated(() =>
+            pipeline.prepare({
+              input: input as string | ChatMessage[],
+              returnFullText: p.return_full_text as boolean | undefined,
+              ...generationOptions(p),
+            }),
+          );
+          return generationResult(await batches.submit(prepared, { priority }));
+        },
+        close: async () => (await batches.close(), await pipeline.release()),
+      };
+    },
+  };
+
+  // The model's first task loads now (a broken model fails the worker at start); another
+  // task of the same model (classification on an NLI model) loads on first use.
+  const handlers = new Map<TaskName, Promise<TaskHandler>>();
+  const handler = (task: TaskName): Promise<TaskHandler> => {
+    let h = handlers.get(task);
+    if (!h) {
+      h = loaders[task]();
+      handlers.set(task, h);
+    }
+    return h;
+  };
+  const primary = await handler(tasks[0] as TaskName);
+  metrics.device.set({ model: modelId, device: primary.device, requested: config.DEVICE }, 1);
 
   return {
     modelId,
-    tasks: ['classification'],
-    device,
-    async run(task, input, parameters) {
-      if (task !== 'classification') throw new JobError('INFERQ_ERR_TASK_MISMATCH', `Model "${modelId}" does not serve task "${task}"`);
-      if (typeof input !== 'string') throw new JobError('INFERQ_ERR_VALIDATION', 'input must be a string');
-      const scores = await scheduler.submit(input);
-      return topK(scores, parameters.top_k as number | undefined);
+    tasks,
+    device: primary.device,
+    async run(task, input, parameters, options = {}) {
+      if (!tasks.includes(task)) throw new JobError('INFERQ_ERR_TASK_MISMATCH', `Model "${modelId}" serves ${tasks.join(', ')}, not "${task}"`);
+      if (typeof input !== 'string' && task !== 'generation') throw new JobError('INFERQ_ERR_VALIDATION', 'input must be a string');
+      return (await handler(task)).run(input, parameters, options);
     },
     async close() {
-      await scheduler.close();
-      await pipeline.release();
+      for (const h of handlers.values()) await (await h).close();
     },
   };
 }

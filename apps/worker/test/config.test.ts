@@ -2,11 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { loadWorkerConfig } from '../src/config.js';
 
 describe('worker config', () => {
-  it('works with no configuration at all: the tiny classifier on cpu, local Redis', () => {
+  it('works with no configuration at all: the tiny model of every task on cpu, local Redis', () => {
     const config = loadWorkerConfig({});
     expect(config).toMatchObject({
       REDIS_URL: 'redis://127.0.0.1:6379',
-      models: ['inferq/tiny-bert-classifier'],
+      models: ['inferq/tiny-bert-classifier', 'inferq/tiny-nli', 'inferq/tiny-bart', 'inferq/tiny-llama'],
       DEVICE: 'cpu',
       MAX_BATCH_SIZE: 32,
     });

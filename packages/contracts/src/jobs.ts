@@ -1,26 +1,30 @@
 import Type, { type Static } from 'typebox';
 import { ErrorDetail } from './errors.js';
 import { ModelId } from './models.js';
+import { ChatMessage } from './task-parameters.js';
 
 /** Longest accepted input, in characters. Longer texts are rejected, not silently cut. */
 export const MAX_INPUT_CHARS = 100_000;
-
-export const ClassificationParameters = Type.Object(
-  {
-    top_k: Type.Optional(
-      Type.Integer({ minimum: 1, maximum: 1000, description: 'Return the k best labels (default: all labels)' }),
-    ),
-  },
-  { additionalProperties: false },
-);
-export type ClassificationParameters = Static<typeof ClassificationParameters>;
 
 export const CreateJobBody = Type.Object(
   {
     task: Type.String({ description: 'One of the supported tasks, e.g. "classification"', examples: ['classification'] }),
     model: Type.Optional(ModelId),
-    input: Type.String({ description: 'The text to process', examples: ['The battery lasts all day.'] }),
-    parameters: Type.Optional(ClassificationParameters),
+    input: Type.Union([Type.String(), Type.Array(ChatMessage, { minItems: 1, maxItems: 100 })], {
+      description: 'The text to process; for `generation` also an array of chat messages `[{role, content}]`',
+      examples: ['The battery lasts all day.'],
+    }),
+    parameters: Type.Optional(
+      Type.Record(Type.String(), Type.Unknown(), {
+        description: 'Task settings: `top_k` (classification); `candidate_labels`, `hypothesis_template`, `multi_label` (zero-shot-classification); `max_new_tokens`, `num_beams`, `do_sample`, `temperature`, `top_k`, `top_p`, `repetition_penalty`, `no_repeat_ngram_size`, `length_penalty`, `seed`, and for generation `stop`, `return_full_text`',
+      }),
+    ),
+    webhook_url: Type.Optional(
+      Type.String({
+        description: 'http(s) URL that receives the final job view, signed (`Inferq-Signature`); private and loopback addresses are refused',
+        examples: ['https://example.com/hooks/inferq'],
+      }),
+    ),
   },
   { additionalProperties: false, $id: 'CreateJobBody' },
 );
@@ -40,9 +44,22 @@ export const FINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'can
 export const LabelScore = Type.Object({ label: Type.String(), score: Type.Number() });
 export type LabelScore = Static<typeof LabelScore>;
 
-/** Labels with scores, best first. */
+/** Labels with scores, best first (classification and zero-shot-classification). */
 export const ClassificationResult = Type.Array(LabelScore);
 export type ClassificationResult = Static<typeof ClassificationResult>;
+
+/** A summary or a generated text. */
+export const GenerationResult = Type.Object({
+  text: Type.String(),
+  finish_reason: Type.Union([Type.Literal('stop'), Type.Literal('length')], {
+    description: '`stop`: an end-of-sequence token or a stop text ended it; `length`: it reached max_new_tokens',
+  }),
+  usage: Type.Object({ input_tokens: Type.Integer(), output_tokens: Type.Integer() }),
+});
+export type GenerationResult = Static<typeof GenerationResult>;
+
+export const JobResult = Type.Union([ClassificationResult, GenerationResult]);
+export type JobResult = Static<typeof JobResult>;
 
 export const JobAccepted = Type.Object(
   { id: Type.String(), status: JobStatus },
@@ -56,7 +73,7 @@ export const JobView = Type.Object(
     task: Type.String(),
     model: Type.String(),
     status: JobStatus,
-    result: Type.Optional(ClassificationResult),
+    result: Type.Optional(JobResult),
     error: Type.Optional(ErrorDetail),
     created_at: Type.String({ format: 'date-time' }),
     started_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),

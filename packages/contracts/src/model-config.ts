@@ -5,17 +5,24 @@ export interface ModelConfigSummary {
   architectures?: string[];
   id2label?: Record<string, string>;
   model_type?: string;
+  is_encoder_decoder?: boolean;
 }
 
 /**
- * The tasks a model serves, from its config: `*ForSequenceClassification` classifies.
- * (An NLI head with an `entailment` label will add zero-shot; generation heads follow.)
+ * The tasks a model serves, from its config, as the Hugging Face pipelines decide:
+ * `*ForSequenceClassification` classifies, and with an `entailment` label (an NLI model)
+ * also does zero-shot classification; `*ForConditionalGeneration` (encoder-decoder)
+ * summarizes; `*ForCausalLM` / `*LMHeadModel` generates.
  */
 export function tasksForConfig(config: ModelConfigSummary): TaskName[] {
   const arch = config.architectures?.[0] ?? '';
-  const tasks: TaskName[] = [];
-  if (arch.endsWith('ForSequenceClassification')) tasks.push('classification');
-  return tasks;
+  if (arch.endsWith('ForSequenceClassification')) {
+    const nli = Object.values(config.id2label ?? {}).some((l) => l.toLowerCase().startsWith('entail'));
+    return nli ? ['zero-shot-classification', 'classification'] : ['classification'];
+  }
+  if (arch.endsWith('ForConditionalGeneration') || (arch === '' && config.is_encoder_decoder === true)) return ['summarization'];
+  if (arch.endsWith('ForCausalLM') || arch.endsWith('LMHeadModel')) return ['generation'];
+  return [];
 }
 
 /** Labels in id order, from `id2label`. */

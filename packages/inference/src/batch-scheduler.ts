@@ -44,9 +44,20 @@ export interface BatchStats {
   failed: boolean;
 }
 
+/** Options of one {@link BatchScheduler.submit}. */
+export interface SubmitOptions {
+  /**
+   * Lower runs first: an input waits only behind inputs of the same or a lower priority,
+   * and one of a lower number than others pending is taken into the next batch at once.
+   * @defaultValue 0 (interactive); bulk work uses 1
+   */
+  priority?: number;
+}
+
 interface Entry<P, O> {
   prepared: P;
   key: string;
+  priority: number;
   cost: number;
   enqueuedAt: number;
   resolve: (value: O) => void;
@@ -102,7 +113,7 @@ export class BatchScheduler<I, P, O> {
   }
 
   /** Queues one input; resolves with its own output. */
-  submit(input: I): Promise<O> {
+  submit(input: I, options: SubmitOptions = {}): Promise<O> {
     if (this.closing) return Promise.reject(new Error('The batch scheduler is closed'));
     return new Promise<O>((resolve, reject) => {
       let prepared: P;
@@ -112,15 +123,18 @@ export class BatchScheduler<I, P, O> {
         reject(err);
         return;
       }
-      const entry = {
+      const entry: Entry<P, O> = {
         prepared,
         key: this.opts.groupKey?.(prepared) ?? '',
+        priority: options.priority ?? 0,
         cost: Math.max(1, this.opts.cost(prepared)),
         enqueuedAt: performance.now(),
         resolve,
         reject,
       };
-      this.pending.push(entry);
+      // Pending stays in (priority, arrival) order: pending[0] is the oldest most urgent input.
+      const after = this.pending.findLastIndex((e) => e.priority <= entry.priority);
+      this.pending.splice(after + 1, 0, entry);
       if (!this.policy) {
         this.pump();
         return;
@@ -152,11 +166,13 @@ export class BatchScheduler<I, P, O> {
       return;
     }
     const waited = performance.now() - (this.pending[0]?.enqueuedAt ?? 0);
+    // An urgent input with less urgent ones pending needn't wait for company: they fill its batch.
+    const urgent = (this.pending[0]?.priority ?? 0) < (this.pending.at(-1)?.priority ?? 0);
     let batch: Entry<P, O>[] | undefined;
     if (this.policy) {
-      batch = this.pickAdaptive(this.policy, waited);
+      batch = this.pickAdaptive(this.policy, waited, urgent);
     } else {
-      const due = this.closing || waited >= this.opts.maxDelayMs;
+      const due = this.closing || urgent || waited >= this.opts.maxDelayMs;
       batch = this.pickBatch(due);
       if (!batch && !this.timer) this.setTimer(Math.max(0, this.opts.maxDelayMs - waited));
     }
@@ -210,11 +226,11 @@ export class BatchScheduler<I, P, O> {
    * Asks the adaptive policy for the batch to run, among the inputs that may share a batch
    * with the oldest one (sorted by length); undefined, with a timer set, when it says wait.
    */
-  private pickAdaptive(policy: AdaptiveBatchPolicy, waited: number): Entry<P, O>[] | undefined {
+  private pickAdaptive(policy: AdaptiveBatchPolicy, waited: number, urgent: boolean): Entry<P, O>[] | undefined {
     const oldest = this.pending[0] as Entry<P, O>;
     const group = this.pending.filter((e) => e.key === oldest.key).sort((a, b) => a.cost - b.cost);
     const decision = policy.decide(
-      { costs: group.map((e) => e.cost), oldest: group.indexOf(oldest), waitedMs: waited, final: this.closing },
+      { costs: group.map((e) => e.cost), oldest: group.indexOf(oldest), waitedMs: waited, final: this.closing || urgent },
       performance.now(),
     );
     if (decision.run) return group.slice(decision.start, decision.end);

@@ -210,6 +210,17 @@ describe('BatchScheduler', () => {
     ]);
   });
 
+  it.each([false, true])('takes an urgent input into the next batch ahead of bulk ones (adaptive: %s)', async (adaptive) => {
+    const { scheduler, batches, release } = makeGatedScheduler({ maxBatchSize: 4, adaptive });
+    await vi.waitFor(() => expect(batches).toHaveLength(1));
+    const bulk = Array.from({ length: 12 }, (_, i) => scheduler.submit(`bulk-${String(i).padStart(2, '0')}`, { priority: 1 }));
+    const ticket = scheduler.submit('ticket!');
+    release();
+    await Promise.all([ticket, ...bulk]);
+    expect(batches[1]).toContain('ticket!');
+    expect(batches.flat().filter((s) => s.startsWith('bulk'))).toHaveLength(12);
+  });
+
   it('rejects invalid limits at construction', () => {
     const base = { prepare: (s: string) => s, cost: () => 1, run: async (b: string[]) => b };
     expect(() => new BatchScheduler({ ...base, maxBatchSize: 0 })).toThrow(/maxBatchSize/);

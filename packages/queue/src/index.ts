@@ -3,3 +3,7 @@ export * from './job-data.js';
 export * from './job-options.js';
 export * from './job-view.js';
 export * from './names.js';
+export * from './batch-jobs.js';
+export * from './batch-store.js';
+export * from './webhook-signature.js';
+export * from './webhook-target.js';

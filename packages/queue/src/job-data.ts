@@ -1,11 +1,15 @@
-import type { ClassificationParameters, ClassificationResult, TaskName } from '@inferq/contracts';
+import type { ChatMessage, JobResult, TaskName } from '@inferq/contracts';
 
 /** What the API stores in a BullMQ job and the worker reads. */
 export interface InferenceJobData {
   task: TaskName;
   model: string;
-  input: string;
-  parameters: ClassificationParameters;
+  /** A text, or chat messages for generation. */
+  input: string | ChatMessage[];
+  /** The task's parameters, already checked by the API (`checkParameters`). */
+  parameters: Record<string, unknown>;
+  /** Where the final job view is POSTed (signed), when the client asked for it. */
+  webhook_url?: string;
 }
 
-export type InferenceJobResult = ClassificationResult;
+export type InferenceJobResult = JobResult;

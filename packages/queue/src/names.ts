@@ -35,3 +35,32 @@ export function modelIdFromJobId(jobId: string): string | undefined {
   const modelId = `${parts[0]}/${parts[1]}`;
   return isModelId(modelId) ? modelId : undefined;
 }
+
+/**
+ * The chunk jobs of bulk batches, one queue per model (`bulk--org--name`), apart from the
+ * model's single jobs so that a single job never waits in Redis behind queued chunks.
+ */
+export function bulkQueueNameForModel(modelId: string): string {
+  return ['bulk', ...queueNameForModel(modelId).split(SEP).slice(1)].join(SEP);
+}
+
+/** The parents of the batches' flows: a parent runs (and finalizes its batch) once every chunk has ended. */
+export const BATCHES_QUEUE = 'batches';
+
+/** Webhook deliveries, retried with exponential backoff. */
+export const WEBHOOKS_QUEUE = 'webhooks';
+
+/**
+ * Batch ids: `batch_<32 hex>`; with an idempotency key the hex is derived from it (prefixed
+ * `k`), so a repeated post finds the batch the first one made.
+ */
+export function newBatchId(idempotencyKey?: string): string {
+  return idempotencyKey
+    ? 'batch_k' + createHash('sha256').update(idempotencyKey).digest('hex').slice(0, 32)
+    : 'batch_' + randomUUID().replaceAll('-', '');
+}
+
+/** Whether a string has the shape of a batch id (checked before it becomes part of a Redis key). */
+export function isBatchId(id: string): boolean {
+  return /^batch_k?[0-9a-f]{32}$/.test(id);
+}

@@ -11,8 +11,12 @@ import {
   JobView,
   MAX_INPUT_CHARS,
   TASKS,
+  CHAT_TASKS,
+  checkParameters,
   isTask,
+  type ChatMessage,
   type JobStatus,
+  type TaskName,
 } from '@inferq/contracts';
 import {
   inferenceJobOptions,
@@ -23,6 +27,7 @@ import {
   type InferenceJobData,
 } from '@inferq/queue';
 import { httpError } from '../errors.js';
+import { checkWebhookUrl } from '../webhook-url.js';
 
 const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(
@@ -45,9 +50,30 @@ function inputTooLong(input: string): number | undefined {
   return chars > MAX_INPUT_CHARS ? chars : undefined;
 }
 
+/** A text for every task, or chat messages where the task takes them; never empty, never over the limit. */
+export function checkInput(task: TaskName, input: string | ChatMessage[]): void {
+  if (typeof input !== 'string' && !CHAT_TASKS.includes(task)) {
+    throw httpError('INFERQ_ERR_VALIDATION', `input must be a string for task "${task}" (chat messages are for ${CHAT_TASKS.join(', ')})`);
+  }
+  const text = typeof input === 'string' ? input : input.map((m) => m.content).join('');
+  if (text.trim() === '') throw httpError('INFERQ_ERR_EMPTY_INPUT');
+  const chars = inputTooLong(text);
+  if (chars !== undefined) throw httpError('INFERQ_ERR_INPUT_TOO_LARGE', chars, MAX_INPUT_CHARS);
+}
+
+/** The task's parameters against its schema, and `max_new_tokens` against the server's cap. */
+export function checkTaskParameters(task: TaskName, parameters: Record<string, unknown>, maxNewTokens: number): void {
+  const problems = checkParameters(task, parameters);
+  if (problems.length > 0) throw httpError('INFERQ_ERR_VALIDATION', problems.join('; '));
+  const asked = parameters.max_new_tokens;
+  if (typeof asked === 'number' && asked > maxNewTokens) {
+    throw httpError('INFERQ_ERR_VALIDATION', `parameters.max_new_tokens is ${asked}; this server allows at most ${maxNewTokens}`);
+  }
+}
+
 /** `POST /v1/jobs` and `GET /v1/jobs/:id` (with `?wait=N` long-polling). */
 export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { JOB_RETENTION_SECONDS, MAX_WAIT_SECONDS, BODY_LIMIT_BYTES } = app.config;
+  const { JOB_RETENTION_SECONDS, MAX_WAIT_SECONDS, BODY_LIMIT_BYTES, MAX_NEW_TOKENS } = app.config;
   const jobOptions = inferenceJobOptions({ retentionSeconds: JOB_RETENTION_SECONDS });
 
   /**
@@ -112,17 +138,17 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const { task, model, input, parameters } = request.body;
+      const { task, model, input, parameters, webhook_url: webhookUrl } = request.body;
       if (!isTask(task)) throw httpError('INFERQ_ERR_UNKNOWN_TASK', task.slice(0, 100), TASKS.join(', '));
-      if (input.trim() === '') throw httpError('INFERQ_ERR_EMPTY_INPUT');
-      const chars = inputTooLong(input);
-      if (chars !== undefined) throw httpError('INFERQ_ERR_INPUT_TOO_LARGE', chars, MAX_INPUT_CHARS);
+      checkInput(task, input);
+      checkTaskParameters(task, parameters ?? {}, MAX_NEW_TOKENS);
       const modelId = await app.models.resolve(task, model);
+      if (webhookUrl !== undefined) await checkWebhookUrl(webhookUrl, app.config.WEBHOOK_ALLOW_PRIVATE, request.log);
 
       const idempotencyKey = request.headers['idempotency-key'];
       const id = newJobId(modelId, idempotencyKey);
       const queue = app.queues.forModel(modelId);
-      const data: InferenceJobData = { task, model: modelId, input, parameters: parameters ?? {} };
+      const data: InferenceJobData = { task, model: modelId, input, parameters: parameters ?? {}, ...(webhookUrl ? { webhook_url: webhookUrl } : {}) };
       // BullMQ ignores an add whose jobId exists: a repeated idempotent post leaves the first job alone.
       await queue.add('infer', data, { ...jobOptions, jobId: id });
       let status: JobStatus = 'queued';

@@ -1,0 +1,111 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SummarizationPipeline, TextGenerationPipeline, ZeroShotClassificationPipeline } from '@inferq/inference';
+import { ensureModel } from '@inferq/tiny-models';
+import { startApi, startWorker, type ServiceProcess } from './support/processes.js';
+import { REDIS_URL, deletePrefix, uniquePrefix } from './support/redis.js';
+
+interface View {
+  status: string;
+  model: string;
+  result?: unknown;
+  error?: { code: string; message: string };
+}
+
+const prefix = uniquePrefix('e2e-tasks');
+let modelsDir: string;
+let api: { proc: ServiceProcess; url: string };
+let worker: { proc: ServiceProcess; metricsPort: number };
+
+beforeAll(async () => {
+  modelsDir = await mkdtemp(join(tmpdir(), 'inferq-tasks-'));
+  for (const id of ['inferq/tiny-nli', 'inferq/tiny-bart', 'inferq/tiny-llama']) await ensureModel(modelsDir, id);
+  const env = { REDIS_URL, QUEUE_PREFIX: prefix, MODELS_DIR: modelsDir };
+  [api, worker] = await Promise.all([startApi(env), startWorker({ ...env, WORKER_MODELS: 'inferq/tiny-nli,inferq/tiny-bart,inferq/tiny-llama' })]);
+});
+
+afterAll(async () => {
+  await Promise.all([api?.proc.stop(), worker?.proc.stop()]);
+  await deletePrefix(prefix);
+  await rm(modelsDir, { recursive: true, force: true });
+});
+
+async function run(body: unknown): Promise<View> {
+  const res = await fetch(`${api.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  expect(res.status, await res.clone().text()).toBe(202);
+  const { id } = (await res.json()) as { id: string };
+  for (;;) {
+    const view = (await (await fetch(`${api.url}/v1/jobs/${id}?wait=20`)).json()) as View;
+    if (view.status !== 'queued' && view.status !== 'running') return view;
+  }
+}
+
+describe('every task through the API and a worker process', () => {
+  const ticket = 'I was charged twice for my subscription this month and the invoice shows the wrong amount.';
+  const labels = ['billing', 'login and account', 'bug', 'shipping'];
+
+  it('detects the issue of a ticket among the labels it chooses (zero-shot), as the pipeline does alone', async () => {
+    const view = await run({ task: 'zero-shot-classification', input: ticket, parameters: { candidate_labels: labels } });
+    expect(view).toMatchObject({ status: 'succeeded', model: 'inferq/tiny-nli' });
+    const result = view.result as { label: string; score: number }[];
+    expect(result.map((r) => r.label).sort()).toEqual([...labels].sort());
+    const alone = await ZeroShotClassificationPipeline.load(join(modelsDir, 'inferq/tiny-nli'));
+    const [expected] = await alone.classify([ticket], labels);
+    await alone.release();
+    expect(result.map((r) => r.label)).toEqual(expected?.labels);
+    result.forEach((r, i) => expect(Math.abs(r.score - (expected?.scores[i] ?? NaN))).toBeLessThan(1e-5));
+  });
+
+  it('summarizes a document with beam search', async () => {
+    const text = 'The hotel room was clean and quiet. Breakfast was good. The staff at the desk were friendly and helpful.';
+    const view = await run({ task: 'summarization', input: text, parameters: { max_new_tokens: 12, num_beams: 2 } });
+    expect(view.status).toBe('succeeded');
+    const alone = await SummarizationPipeline.load(join(modelsDir, 'inferq/tiny-bart'));
+    const [expected] = await alone.summarize([text], { maxNewTokens: 12, numBeams: 2 });
+    await alone.release();
+    expect(view.result).toEqual({
+      text: expected?.text,
+      finish_reason: expected?.finishReason,
+      usage: { input_tokens: expected?.inputTokens, output_tokens: expected?.outputTokens },
+    });
+  });
+
+  it('answers a chat with seeded sampling, the same text for the same seed', async () => {
+    const body = {
+      task: 'generation',
+      input: [
+        { role: 'system', content: 'You are a helpful support agent.' },
+        { role: 'user', content: 'My package has not arrived yet.' },
+      ],
+      parameters: { max_new_tokens: 16, do_sample: true, temperature: 0.8, top_p: 0.9, seed: 7 },
+    };
+    const [first, second] = await Promise.all([run(body), run(body)]);
+    expect(first.status).toBe('succeeded');
+    expect(second.result).toEqual(first.result);
+    const alone = await TextGenerationPipeline.load(join(modelsDir, 'inferq/tiny-llama'));
+    const [expected] = await alone.generate([body.input as never], { maxNewTokens: 16, doSample: true, temperature: 0.8, topP: 0.9, seed: 7 });
+    await alone.release();
+    expect((first.result as { text: string }).text).toBe(expected?.text);
+  });
+
+  it('rejects what a task cannot take before anything is queued', async () => {
+    const cases: [unknown, number, string][] = [
+      [{ task: 'generation', input: 'hi', parameters: { temperature: -1 } }, 400, 'parameters.temperature'],
+      [{ task: 'generation', input: 'hi', parameters: { top_p: 1.5 } }, 400, 'parameters.top_p'],
+      [{ task: 'generation', input: 'hi', parameters: { max_new_tokens: 100_000 } }, 400, 'at most'],
+      [{ task: 'generation', input: 'hi', parameters: { best_of: 2 } }, 400, 'best_of'],
+      [{ task: 'zero-shot-classification', input: 'hi', parameters: { candidate_labels: Array.from({ length: 51 }, (_, i) => `l${i}`) } }, 400, 'candidate_labels'],
+      [{ task: 'zero-shot-classification', input: 'hi' }, 400, 'candidate_labels'],
+      [{ task: 'summarization', input: [{ role: 'user', content: 'hi' }] }, 400, 'input must be a string'],
+      [{ task: 'classification', model: 'inferq/tiny-llama', input: 'hi' }, 400, 'INFERQ_ERR_TASK_MISMATCH'],
+    ];
+    for (const [body, status, mention] of cases) {
+      const res = await fetch(`${api.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const text = await res.text();
+      expect(res.status, text).toBe(status);
+      expect(text).toContain(mention);
+    }
+  });
+});
