@@ -90,6 +90,29 @@ describe('every task through the API and a worker process', () => {
     expect((first.result as { text: string }).text).toBe(expected?.text);
   });
 
+  it('triages a ticket: the issue among the default labels and a summary, as one job of two children', async () => {
+    const res = await fetch(`${api.url}/v1/tickets`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ subject: 'Charged twice', body: ticket }),
+    });
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    let view: { status: string; result?: { issue: { label: string }; labels: { label: string }[]; summary: string }; jobs: Record<string, string> };
+    do view = (await (await fetch(`${api.url}/v1/tickets/${id}?wait=20`)).json()) as typeof view;
+    while (view.status === 'queued' || view.status === 'running');
+    expect(view.status).toBe('succeeded');
+    expect(view.result?.labels.map((l) => l.label).sort()).toEqual(
+      ['billing', 'login and account', 'bug', 'feature request', 'shipping', 'refund', 'other'].sort(),
+    );
+    expect(view.result?.issue).toEqual(view.result?.labels[0]);
+    // Its two children are ordinary jobs, readable on their own, and agree with the ticket.
+    const summaryJob = (await (await fetch(`${api.url}/v1/jobs/${view.jobs.summary}`)).json()) as { status: string; result: { text: string } };
+    expect(summaryJob.status).toBe('succeeded');
+    expect(view.result?.summary).toBe(summaryJob.result.text.trim());
+    expect((await fetch(`${api.url}/v1/tickets/ticket-${'0'.repeat(32)}`)).status).toBe(404);
+  });
+
   it('rejects what a task cannot take before anything is queued', async () => {
     const cases: [unknown, number, string][] = [
       [{ task: 'generation', input: 'hi', parameters: { temperature: -1 } }, 400, 'parameters.temperature'],

@@ -20,6 +20,7 @@ import { batchesPlugin } from './plugins/batches.js';
 import { batchRoutes } from './routes/batches.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
+import { ticketRoutes } from './routes/tickets.js';
 import { modelRoutes } from './routes/models.js';
 
 declare module 'fastify' {
@@ -76,6 +77,7 @@ export const app = fp<AppOptions>(
         tags: [
           { name: 'jobs', description: 'Single inference jobs' },
           { name: 'batches', description: 'Bulk batches: many inputs, results as JSONL' },
+          { name: 'tickets', description: 'Support ticket triage: issue and summary' },
           { name: 'models', description: 'Models in the models folder' },
           { name: 'health', description: 'Liveness and readiness' },
         ],
@@ -98,6 +100,7 @@ export const app = fp<AppOptions>(
     await fastify.register(healthRoutes);
     await fastify.register(modelRoutes);
     await fastify.register(jobRoutes);
+    await fastify.register(ticketRoutes);
     await fastify.register(batchRoutes);
   },
   { name: 'inferq-api' },

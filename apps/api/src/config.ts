@@ -30,6 +30,8 @@ function configSchema(cwd: string) {
     DEFAULT_MODEL_SUMMARIZATION: Type.String({ pattern: MODEL_ID_PATTERN, default: 'inferq/tiny-bart' }),
     /** Model used for `generation` jobs that name none (a decoder-only LM). */
     DEFAULT_MODEL_GENERATION: Type.String({ pattern: MODEL_ID_PATTERN, default: 'inferq/tiny-llama' }),
+    /** Length of a ticket's summary, in tokens. */
+    TICKET_SUMMARY_TOKENS: Type.Integer({ minimum: 1, maximum: 512, default: 40 }),
     /** Most tokens a summarization or generation job may ask for (`max_new_tokens`). */
     MAX_NEW_TOKENS: Type.Integer({ minimum: 1, maximum: 32_768, default: 512 }),
     /** Longest long-poll (`GET /v1/jobs/:id?wait=N`), in seconds. */

@@ -16,6 +16,7 @@ export const ERRORS = {
   INFERQ_ERR_PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is larger than %d bytes' },
   INFERQ_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Unsupported Content-Type "%s"; send application/json (or application/x-ndjson to upload a batch)' },
   INFERQ_ERR_JOB_NOT_FOUND: { status: 404, message: 'No job with id "%s"' },
+  INFERQ_ERR_TICKET_NOT_FOUND: { status: 404, message: 'No ticket with id "%s"' },
   INFERQ_ERR_WEBHOOK_URL: { status: 400, message: 'Invalid webhook_url: %s' },
   INFERQ_ERR_BATCH_LINE_INVALID: { status: 400, message: 'Line %d is invalid: %s' },
   INFERQ_ERR_BATCH_EMPTY: { status: 400, message: 'The batch has no inputs' },

@@ -6,3 +6,4 @@ export * from './model-config.js';
 export * from './batches.js';
 export * from './webhooks.js';
 export * from './task-parameters.js';
+export * from './tickets.js';

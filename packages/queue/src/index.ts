@@ -7,3 +7,4 @@ export * from './batch-jobs.js';
 export * from './batch-store.js';
 export * from './webhook-signature.js';
 export * from './webhook-target.js';
+export * from './tickets.js';

@@ -1,0 +1,154 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { FlowProducer, Queue, QueueEvents } from 'bullmq';
+import Type from 'typebox';
+import {
+  CreateTicketBody,
+  DEFAULT_TICKET_LABELS,
+  ErrorBody,
+  FINAL_STATUSES,
+  MAX_INPUT_CHARS,
+  TicketView,
+  decodeJobError,
+  type TicketResult,
+} from '@inferq/contracts';
+import {
+  TICKETS_QUEUE,
+  createRedis,
+  inferenceJobOptions,
+  isTicketId,
+  newJobId,
+  newTicketId,
+  queueNameForModel,
+  statusFromState,
+  type InferenceJobData,
+  type TicketJobData,
+} from '@inferq/queue';
+import { httpError } from '../errors.js';
+import { watchJobEnd } from '../job-end-watch.js';
+
+const TicketParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) });
+const TicketQuery = Type.Object(
+  { wait: Type.Optional(Type.Number({ minimum: 0, description: 'Hold up to this many seconds until the ticket is done' })) },
+  { additionalProperties: false },
+);
+
+/**
+ * `POST /v1/tickets`: issue detection (zero-shot over the ticket labels) and a one-line
+ * summary, as one BullMQ flow: a parent on the `tickets` queue and two children on the
+ * models' queues (as single jobs, ahead of bulk work). A worker combines the two results
+ * when both are done. `GET /v1/tickets/:id` reads it, `?wait=N` long-polls.
+ */
+export const ticketRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { QUEUE_PREFIX, REDIS_URL, JOB_RETENTION_SECONDS, MAX_WAIT_SECONDS, TICKET_SUMMARY_TOKENS } = app.config;
+  const jobOptions = inferenceJobOptions({ retentionSeconds: JOB_RETENTION_SECONDS });
+  const flows = new FlowProducer({ connection: app.queues.redis, prefix: QUEUE_PREFIX });
+  const tickets = new Queue<TicketJobData, TicketResult>(TICKETS_QUEUE, { connection: app.queues.redis, prefix: QUEUE_PREFIX });
+  let events: QueueEvents | undefined;
+  app.addHook('onClose', async () => {
+    for (const closable of [events, flows, tickets]) {
+      try {
+        await closable?.close();
+      } catch {
+        /* closing anyway */
+      }
+    }
+  });
+
+  async function readView(id: string): Promise<TicketView> {
+    const state = await tickets.getJobState(id);
+    const job = await tickets.getJob(id);
+    if (!job || state === 'unknown') throw httpError('INFERQ_ERR_TICKET_NOT_FOUND', id);
+    const status = statusFromState(state);
+    const view: TicketView = {
+      id,
+      object: 'ticket',
+      status,
+      jobs: job.data.jobs,
+      created_at: new Date(job.timestamp).toISOString(),
+      finished_at: FINAL_STATUSES.includes(status) && job.finishedOn ? new Date(job.finishedOn).toISOString() : null,
+    };
+    if (status === 'succeeded') view.result = job.returnvalue;
+    if (status === 'failed') view.error = decodeJobError(job.failedReason);
+    return view;
+  }
+
+  app.post(
+    '/v1/tickets',
+    {
+      schema: {
+        summary: 'Triage a support ticket',
+        description: 'Detects the issue (zero-shot over `labels`, or the default set) and writes a one-line summary; both run as single jobs, ahead of bulk batches.',
+        tags: ['tickets'],
+        body: CreateTicketBody,
+        response: { 202: Type.Object({ id: Type.String(), status: Type.Literal('queued') }), 400: ErrorBody, 404: ErrorBody, 413: ErrorBody, 415: ErrorBody, 503: ErrorBody },
+      },
+    },
+    async (request, reply) => {
+      const { subject, body, labels } = request.body;
+      const text = subject?.trim() ? `${subject.trim()}\n\n${body}` : body;
+      if (body.trim() === '') throw httpError('INFERQ_ERR_EMPTY_INPUT');
+      if (text.length > MAX_INPUT_CHARS) throw httpError('INFERQ_ERR_INPUT_TOO_LARGE', text.length, MAX_INPUT_CHARS);
+      const [classifier, summarizer] = await Promise.all([
+        app.models.resolve('zero-shot-classification'),
+        app.models.resolve('summarization'),
+      ]);
+      const jobs = { classification: newJobId(classifier), summary: newJobId(summarizer) };
+      const queues = { classification: queueNameForModel(classifier), summary: queueNameForModel(summarizer) };
+      const classify: InferenceJobData = {
+        task: 'zero-shot-classification',
+        model: classifier,
+        input: text,
+        parameters: { candidate_labels: labels ?? [...DEFAULT_TICKET_LABELS] },
+      };
+      const summarize: InferenceJobData = { task: 'summarization', model: summarizer, input: text, parameters: { max_new_tokens: TICKET_SUMMARY_TOKENS } };
+      const id = newTicketId();
+      const childOptions = { ...jobOptions, failParentOnFailure: true };
+      await flows.add({
+        name: 'ticket',
+        queueName: TICKETS_QUEUE,
+        data: { jobs, queues } satisfies TicketJobData,
+        opts: { jobId: id, removeOnComplete: { age: JOB_RETENTION_SECONDS }, removeOnFail: { age: JOB_RETENTION_SECONDS } },
+        children: [
+          { name: 'infer', queueName: queues.classification, data: classify, opts: { ...childOptions, jobId: jobs.classification } },
+          { name: 'infer', queueName: queues.summary, data: summarize, opts: { ...childOptions, jobId: jobs.summary } },
+        ],
+      });
+      return reply.code(202).header('location', `/v1/tickets/${id}`).send({ id, status: 'queued' as const });
+    },
+  );
+
+  app.get(
+    '/v1/tickets/:id',
+    {
+      schema: {
+        summary: 'Read a ticket',
+        tags: ['tickets'],
+        params: TicketParams,
+        querystring: TicketQuery,
+        response: { 200: TicketView, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody },
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
+      if (!isTicketId(id)) throw httpError('INFERQ_ERR_TICKET_NOT_FOUND', id);
+      let view = await readView(id);
+      const waitMs = Math.min(request.query.wait ?? 0, MAX_WAIT_SECONDS) * 1000;
+      if (waitMs <= 0 || FINAL_STATUSES.includes(view.status)) return view;
+      events ??= new QueueEvents(TICKETS_QUEUE, { connection: createRedis(REDIS_URL, 'worker'), prefix: QUEUE_PREFIX });
+      await events.waitUntilReady();
+      const gone = new AbortController();
+      request.raw.once('close', () => gone.abort());
+      const watch = watchJobEnd(events, id, waitMs, [gone.signal, app.queues.closing]);
+      try {
+        view = await readView(id);
+        if (!FINAL_STATUSES.includes(view.status)) {
+          await watch.outcome;
+          view = await readView(id);
+        }
+      } finally {
+        watch.stop();
+      }
+      return view;
+    },
+  );
+};
