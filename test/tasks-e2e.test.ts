@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -113,6 +113,48 @@ describe('every task through the API and a worker process', () => {
     expect((await fetch(`${api.url}/v1/tickets/ticket-${'0'.repeat(32)}`)).status).toBe(404);
   });
 
+  it('streams a generation job token by token over SSE, ending with the final status', async () => {
+    // A model no worker serves yet, so the stream is open before the job runs.
+    await cp(join(modelsDir, 'inferq/tiny-llama'), join(modelsDir, 'acme/streamer'), { recursive: true });
+    const res = await fetch(`${api.url}/v1/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ task: 'generation', model: 'acme/streamer', input: 'Hello', stream: true, parameters: { max_new_tokens: 12 } }),
+    });
+    const { id } = (await res.json()) as { id: string };
+    const events = await fetch(`${api.url}/v1/jobs/${id}/events`);
+    expect(events.headers.get('content-type')).toContain('text/event-stream');
+    const reader = events.body!.pipeThrough(new TextDecoderStream()).getReader();
+    const received: { event: string; data: unknown }[] = [];
+    let buffer = '';
+    let streamer: { proc: ServiceProcess } | undefined;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let cut: number;
+      while ((cut = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        const event = /^event: (.*)$/m.exec(block)?.[1];
+        const data = /^data: (.*)$/m.exec(block)?.[1];
+        if (event && data) received.push({ event, data: JSON.parse(data) });
+        // Once the stream shows the job queued, start the worker that runs it.
+        if (event === 'status' && !streamer) {
+          streamer = await startWorker({ REDIS_URL, QUEUE_PREFIX: prefix, MODELS_DIR: modelsDir, WORKER_MODELS: 'acme/streamer', METRICS_PORT: '0' });
+        }
+      }
+    }
+    await streamer?.proc.stop();
+    const statuses = received.filter((e) => e.event === 'status').map((e) => (e.data as { status: string }).status);
+    expect(statuses[0]).toBe('queued');
+    expect(statuses.at(-1)).toBe('succeeded');
+    const final = received.at(-1)?.data as { result: { text: string; usage: { output_tokens: number } } };
+    const tokens = received.filter((e) => e.event === 'token').map((e) => (e.data as { delta: string }).delta);
+    expect(tokens.length).toBeGreaterThan(1);
+    expect(tokens.join('')).toBe(final.result.text);
+  });
+
   it('rejects what a task cannot take before anything is queued', async () => {
     const cases: [unknown, number, string][] = [
       [{ task: 'generation', input: 'hi', parameters: { temperature: -1 } }, 400, 'parameters.temperature'],
@@ -123,6 +165,7 @@ describe('every task through the API and a worker process', () => {
       [{ task: 'zero-shot-classification', input: 'hi' }, 400, 'candidate_labels'],
       [{ task: 'summarization', input: [{ role: 'user', content: 'hi' }] }, 400, 'input must be a string'],
       [{ task: 'classification', model: 'inferq/tiny-llama', input: 'hi' }, 400, 'INFERQ_ERR_TASK_MISMATCH'],
+      [{ task: 'zero-shot-classification', input: 'hi', stream: true, parameters: { candidate_labels: ['a'] } }, 400, 'stream'],
     ];
     for (const [body, status, mention] of cases) {
       const res = await fetch(`${api.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });

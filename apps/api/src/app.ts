@@ -21,6 +21,7 @@ import { batchRoutes } from './routes/batches.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import { ticketRoutes } from './routes/tickets.js';
+import { jobEventRoutes } from './routes/job-events.js';
 import { modelRoutes } from './routes/models.js';
 
 declare module 'fastify' {
@@ -101,6 +102,7 @@ export const app = fp<AppOptions>(
     await fastify.register(modelRoutes);
     await fastify.register(jobRoutes);
     await fastify.register(ticketRoutes);
+    await fastify.register(jobEventRoutes);
     await fastify.register(batchRoutes);
   },
   { name: 'inferq-api' },

@@ -50,6 +50,8 @@ export interface ModelRunner {
 export interface RunOptions {
   /** Bulk inputs (priority 1) yield to single jobs (priority 0, the default). */
   priority?: number;
+  /** Receives each new piece of generated text (summarization, generation), for streaming. */
+  onToken?: (delta: string) => void;
 }
 
 /** One task of one model: a pipeline and the scheduler that batches its inputs. */
@@ -168,8 +170,8 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
       const batches = scheduler<Prepared, GeneratedText>('summarization', (b) => pipeline.run(b), (p) => pipeline.cost(p), (p) => pipeline.groupKey(p));
       return {
         device: pipeline.decoder.device,
-        async run(input, p, { priority }) {
-          const prepared = validated(() => pipeline.prepare({ text: input as string, ...generationOptions(p) }));
+        async run(input, p, { priority, onToken }) {
+          const prepared = validated(() => pipeline.prepare({ text: input as string, onToken, ...generationOptions(p) }));
           return generationResult(await batches.submit(prepared, { priority }));
         },
         close: async () => (await batches.close(), await pipeline.release()),
@@ -181,10 +183,11 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
       const batches = scheduler<Prepared, GeneratedText>('generation', (b) => pipeline.run(b), (p) => pipeline.cost(p), (p) => pipeline.groupKey(p));
       return {
         device: pipeline.session.device,
-        async run(input, p, { priority }) {
+        async run(input, p, { priority, onToken }) {
           const prepared = validated(() =>
             pipeline.prepare({
               input: input as string | ChatMessage[],
+              onToken,
               returnFullText: p.return_full_text as boolean | undefined,
               ...generationOptions(p),
             }),

@@ -19,6 +19,9 @@ export const CreateJobBody = Type.Object(
         description: 'Task settings: `top_k` (classification); `candidate_labels`, `hypothesis_template`, `multi_label` (zero-shot-classification); `max_new_tokens`, `num_beams`, `do_sample`, `temperature`, `top_k`, `top_p`, `repetition_penalty`, `no_repeat_ngram_size`, `length_penalty`, `seed`, and for generation `stop`, `return_full_text`',
       }),
     ),
+    stream: Type.Optional(
+      Type.Boolean({ description: 'summarization and generation: send the text as it is generated, as `token` events on `GET /v1/jobs/:id/events`' }),
+    ),
     webhook_url: Type.Optional(
       Type.String({
         description: 'http(s) URL that receives the final job view, signed (`Inferq-Signature`); private and loopback addresses are refused',

@@ -8,6 +8,8 @@ export interface InferenceJobData {
   input: string | ChatMessage[];
   /** The task's parameters, already checked by the API (`checkParameters`). */
   parameters: Record<string, unknown>;
+  /** Stream generated text as progress events (`GET /v1/jobs/:id/events`). */
+  stream?: boolean;
   /** Where the final job view is POSTed (signed), when the client asked for it. */
   webhook_url?: string;
 }

@@ -138,17 +138,27 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const { task, model, input, parameters, webhook_url: webhookUrl } = request.body;
+      const { task, model, input, parameters, stream, webhook_url: webhookUrl } = request.body;
       if (!isTask(task)) throw httpError('INFERQ_ERR_UNKNOWN_TASK', task.slice(0, 100), TASKS.join(', '));
       checkInput(task, input);
       checkTaskParameters(task, parameters ?? {}, MAX_NEW_TOKENS);
+      if (stream && task !== 'generation' && task !== 'summarization') {
+        throw httpError('INFERQ_ERR_VALIDATION', `stream is for generation and summarization, not "${task}"`);
+      }
       const modelId = await app.models.resolve(task, model);
       if (webhookUrl !== undefined) await checkWebhookUrl(webhookUrl, app.config.WEBHOOK_ALLOW_PRIVATE, request.log);
 
       const idempotencyKey = request.headers['idempotency-key'];
       const id = newJobId(modelId, idempotencyKey);
       const queue = app.queues.forModel(modelId);
-      const data: InferenceJobData = { task, model: modelId, input, parameters: parameters ?? {}, ...(webhookUrl ? { webhook_url: webhookUrl } : {}) };
+      const data: InferenceJobData = {
+        task,
+        model: modelId,
+        input,
+        parameters: parameters ?? {},
+        ...(stream ? { stream } : {}),
+        ...(webhookUrl ? { webhook_url: webhookUrl } : {}),
+      };
       // BullMQ ignores an add whose jobId exists: a repeated idempotent post leaves the first job alone.
       await queue.add('infer', data, { ...jobOptions, jobId: id });
       let status: JobStatus = 'queued';
