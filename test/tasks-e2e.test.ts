@@ -155,6 +155,16 @@ describe('every task through the API and a worker process', () => {
     expect(tokens.join('')).toBe(final.result.text);
   });
 
+  it('lists the models with their tasks and whether a live worker serves them', async () => {
+    const { data } = (await (await fetch(`${api.url}/v1/models`)).json()) as { data: { id: string; tasks: string[]; served: boolean; workers: number }[] };
+    const byId = Object.fromEntries(data.map((m) => [m.id, m]));
+    expect(byId['inferq/tiny-nli']).toMatchObject({ tasks: ['zero-shot-classification', 'classification'], served: true, workers: 1 });
+    expect(byId['inferq/tiny-bart']).toMatchObject({ tasks: ['summarization'], served: true });
+    expect(byId['inferq/tiny-llama']).toMatchObject({ tasks: ['generation'], served: true });
+    // The streaming test's worker stopped cleanly, so its model shows unserved at once.
+    if (byId['acme/streamer']) expect(byId['acme/streamer']).toMatchObject({ served: false, workers: 0 });
+  });
+
   it('rejects what a task cannot take before anything is queued', async () => {
     const cases: [unknown, number, string][] = [
       [{ task: 'generation', input: 'hi', parameters: { temperature: -1 } }, 400, 'parameters.temperature'],

@@ -18,13 +18,16 @@ describe('GET /v1/models', () => {
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({
       data: [
-        { id: GENERATOR, tasks: ['generation'], architecture: 'GPT2LMHeadModel', default_for: [] },
+        { id: GENERATOR, tasks: ['generation'], architecture: 'GPT2LMHeadModel', default_for: [], path: GENERATOR, served: false, workers: 0 },
         {
           id: SENTIMENT,
           tasks: ['classification'],
           architecture: 'BertForSequenceClassification',
           labels: ['negative', 'positive'],
           default_for: ['classification'],
+          path: SENTIMENT,
+          served: false,
+          workers: 0,
         },
       ],
     } satisfies ModelList);

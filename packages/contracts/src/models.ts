@@ -26,6 +26,9 @@ export const ModelInfo = Type.Object(
     architecture: Type.String({ description: 'config.json `architectures[0]`' }),
     labels: Type.Optional(Type.Array(Type.String(), { description: 'id2label, in id order' })),
     default_for: Type.Array(Task, { description: 'Tasks for which this model is the default' }),
+    path: Type.String({ description: 'The model folder, relative to MODELS_DIR' }),
+    served: Type.Boolean({ description: 'Whether a live worker serves it now (heartbeats of the last 15 s)' }),
+    workers: Type.Integer({ description: 'How many live workers serve it' }),
   },
   { $id: 'ModelInfo' },
 );

@@ -8,3 +8,4 @@ export * from './batch-store.js';
 export * from './webhook-signature.js';
 export * from './webhook-target.js';
 export * from './tickets.js';
+export * from './worker-registry.js';

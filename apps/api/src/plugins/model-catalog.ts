@@ -83,6 +83,9 @@ export function createModelCatalog(options: ModelCatalogOptions, log?: FastifyBa
       architecture: config.architectures?.[0] ?? 'unknown',
       ...(labels.length > 0 ? { labels } : {}),
       default_for: TASKS.filter((task) => defaults[task] === modelId),
+      path: modelId,
+      served: false,
+      workers: 0,
     };
   }
 
