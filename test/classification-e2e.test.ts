@@ -33,7 +33,7 @@ beforeAll(async () => {
   [api, worker] = await Promise.all([
     startApi(env),
     // A delay long enough for concurrent posts to meet in one batch.
-    startWorker({ ...env, MAX_BATCH_SIZE: '16', MAX_DELAY_MS: '20' }),
+    startWorker({ ...env, WORKER_MODELS: TINY_CLASSIFIER_ID, MAX_BATCH_SIZE: '16', MAX_DELAY_MS: '20' }),
   ]);
 });
 

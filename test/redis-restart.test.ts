@@ -28,7 +28,8 @@ describe.skipIf(!hasRedisServer)('a Redis restart', () => {
     await ensureModel(modelsDir, TINY_CLASSIFIER_ID);
     const env = { REDIS_URL: redis.url, MODELS_DIR: modelsDir };
     api = await startApi(env);
-    worker = await startWorker(env);
+    // A short lock, so jobs held during the outage come back quickly once it is over.
+    worker = await startWorker({ ...env, WORKER_MODELS: 'inferq/tiny-bert-classifier', JOB_LOCK_MS: '2000' });
   });
 
   afterAll(async () => {

@@ -43,7 +43,7 @@ describe('a worker killed mid-run', () => {
 
     // A worker that takes jobs slowly (batches of one, many in flight) and is killed hard
     // while it holds some of them.
-    const doomed = await startWorker({ ...env, JOB_LOCK_MS: '2000', MAX_BATCH_SIZE: '1', WORKER_CONCURRENCY: '50' });
+    const doomed = await startWorker({ ...env, WORKER_MODELS: TINY_CLASSIFIER_ID, JOB_LOCK_MS: '2000', MAX_BATCH_SIZE: '1', WORKER_CONCURRENCY: '50' });
     workers.push(doomed.proc);
     await doomed.proc.waitForLog((l) => l.msg === 'serving model');
     const firstDone = await fetch(`${api.url}/v1/jobs/${ids[0]}?wait=30`).then((r) => r.json() as Promise<{ status: string }>);
@@ -55,7 +55,7 @@ describe('a worker killed mid-run', () => {
     expect(states.filter((s) => s.status === 'running').length).toBeGreaterThan(0);
     expect(states.filter((s) => s.status === 'queued').length).toBeGreaterThan(0);
 
-    const rescuer = await startWorker({ ...env, JOB_LOCK_MS: '2000' });
+    const rescuer = await startWorker({ ...env, WORKER_MODELS: TINY_CLASSIFIER_ID, JOB_LOCK_MS: '2000' });
     workers.push(rescuer.proc);
     const finals = await Promise.all(
       ids.map(async (id) => {

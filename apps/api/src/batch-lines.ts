@@ -75,6 +75,8 @@ export interface BatchLine {
   line: number;
   custom_id: string;
   input: string;
+  /** The line's bytes (a copy), checked to be `{custom_id, input}`. */
+  raw: Buffer;
 }
 
 /**
@@ -97,7 +99,7 @@ export async function* readBatchLines(stream: Readable, { maxBytes }: ReadLinesO
     if (bytes.length > 0 && bytes[bytes.length - 1] === 0x0d) bytes = bytes.subarray(0, -1);
     if (bytes.length > MAX_LINE_BYTES) throw lineError(line, `it is longer than ${MAX_LINE_BYTES} bytes`);
     if (isBlank(bytes)) return;
-    yield { line, ...parseLine(bytes, line) };
+    yield { line, ...parseLine(bytes, line), raw: Buffer.from(bytes) };
   }
 
   // destroyOnReturn false: after a bad line the rest can still be drained (see `drain`).

@@ -32,6 +32,17 @@ const Schema = Type.Object({
   METRICS_PORT: Type.Integer({ default: 9464, minimum: 0, maximum: 65535, description: 'Port of /metrics (Prometheus); 0 picks a free one' }),
   METRICS_HOST: Type.String({ default: '127.0.0.1', description: 'Address /metrics listens on' }),
   LOG_LEVEL: Type.String({ default: 'info' }),
+  BULK_CONCURRENCY: Type.Integer({
+    default: 2,
+    minimum: 1,
+    maximum: 64,
+    description: 'Chunk jobs of bulk batches in flight per model; few, so that single jobs find the scheduler free',
+  }),
+  WEBHOOK_SECRET: Type.String({ default: '', description: 'Key of the webhooks\' Inferq-Signature HMAC; empty: this worker sends no webhooks (they wait in the queue)' }),
+  WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false, description: 'Let webhooks reach loopback, private and link-local addresses' }),
+  WEBHOOK_ATTEMPTS: Type.Integer({ default: 10, minimum: 1, maximum: 100, description: 'Deliveries tried per webhook before giving up' }),
+  WEBHOOK_BACKOFF_MS: Type.Integer({ default: 2000, minimum: 1, description: 'First webhook retry delay, doubled on each retry (milliseconds)' }),
+  WEBHOOK_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, description: 'Longest one webhook delivery may take (milliseconds)' }),
 });
 
 export type WorkerConfig = Omit<Static<typeof Schema>, 'WORKER_MODELS'> & {

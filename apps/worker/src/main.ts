@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import closeWithGrace from 'close-with-grace';
 import { ensureModel, DEFAULT_MODELS } from '@inferq/tiny-models';
+import { createRedis, startHeartbeat } from '@inferq/queue';
 import { loadWorkerConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { WorkerMetrics, portOf, serveMetrics } from './metrics.js';
@@ -11,7 +13,10 @@ import { WebhookOutbox } from './webhook-outbox.js';
 import { WebhookSender } from './webhook-sender.js';
 
 const config = loadWorkerConfig();
-const logger = createLogger(config.LOG_LEVEL, 'inferq-worker').child({ workerId: `${process.pid}-${randomUUID().slice(0, 8)}` });
+const workerId = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+const logger = createLogger(config.LOG_LEVEL, 'inferq-worker').child({ workerId });
+const heartbeatRedis = createRedis(config.REDIS_URL, 'worker');
+let stopHeartbeat: (() => Promise<void>) | undefined;
 const metrics = new WorkerMetrics();
 const workers: ModelWorker[] = [];
 const outbox = new WebhookOutbox(
@@ -27,12 +32,14 @@ const metricsServer = await serveMetrics(metrics, config.METRICS_HOST, config.ME
 closeWithGrace({ delay: 30_000, logger }, async ({ signal, err }) => {
   if (err) logger.error({ err }, 'shutting down after an error');
   else logger.info({ signal }, 'shutting down: finishing the jobs in flight');
+  await stopHeartbeat?.();
   await Promise.all(workers.map((w) => w.close()));
   await tickets?.close();
   await finalizer?.close();
   await sender?.close();
   await outbox.close();
   await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+  heartbeatRedis.disconnect();
   logger.info('stopped');
 });
 
@@ -58,4 +65,12 @@ if (config.WEBHOOK_SECRET) {
 } else {
   logger.warn('WEBHOOK_SECRET is not set: this worker sends no webhooks (deliveries wait in the queue for a worker that has it)');
 }
+stopHeartbeat = startHeartbeat(heartbeatRedis, config.QUEUE_PREFIX, {
+  id: workerId,
+  models: workers.map((w) => w.modelId),
+  devices: Object.fromEntries(workers.map((w) => [w.modelId, w.runner.device])),
+  hostname: hostname(),
+  pid: process.pid,
+  started_at: new Date().toISOString(),
+});
 logger.info({ models: config.models, metricsPort: portOf(metricsServer), device: config.DEVICE }, 'worker ready');

@@ -4,11 +4,14 @@ import { encodeJobError } from '@inferq/contracts';
 import { createRedis, queueNameForModel, type InferenceJobData, type InferenceJobResult } from '@inferq/queue';
 import type { WorkerConfig } from './config.js';
 import type { WorkerMetrics } from './metrics.js';
+import { ChunkWorker } from './chunk-worker.js';
 import { JobError, createRunner, type ModelRunner } from './model-runner.js';
+import type { WebhookOutbox } from './webhook-outbox.js';
 
 /**
- * Serves one model: its runner (pipeline + batch scheduler) and one BullMQ Worker on the
- * model's queue whose processors all feed that runner.
+ * Serves one model: its runner (pipeline + batch scheduler), one BullMQ Worker on the
+ * model's queue whose processors all feed that runner, and a {@link ChunkWorker} on the
+ * model's bulk queue feeding the same runner at a lower priority.
  */
 export class ModelWorker {
   private closing: Promise<void> | undefined;
@@ -16,13 +19,21 @@ export class ModelWorker {
   private constructor(
     readonly runner: ModelRunner,
     private readonly worker: Worker<InferenceJobData, InferenceJobResult>,
+    private readonly chunks: ChunkWorker,
   ) {}
 
   get modelId(): string {
     return this.runner.modelId;
   }
 
-  static async start(modelId: string, config: WorkerConfig, metrics: WorkerMetrics, logger: Logger): Promise<ModelWorker> {
+  static async start(
+    modelId: string,
+    config: WorkerConfig,
+    metrics: WorkerMetrics,
+    logger: Logger,
+    /** Queues the webhook of a job that asked for one. */
+    outbox?: WebhookOutbox,
+  ): Promise<ModelWorker> {
     const queue = queueNameForModel(modelId);
     const log = logger.child({ queue, model: modelId });
     const runner = await createRunner(modelId, config, metrics, log);
@@ -30,13 +41,19 @@ export class ModelWorker {
     const processor = async (job: Job<InferenceJobData, InferenceJobResult>): Promise<InferenceJobResult> => {
       const { task, input, parameters } = job.data;
       try {
-        const result = (await runner.run(task, input, parameters)) as InferenceJobResult;
+        // A streamed job's text goes out as progress events as it is generated (SSE reads them).
+        const onToken = job.data.stream ? (delta: string) => void job.updateProgress({ delta }).catch(() => {}) : undefined;
+        const result = (await runner.run(task, input, parameters, { onToken })) as InferenceJobResult;
         metrics.jobs.inc({ model: modelId, status: 'succeeded' });
+        await outbox?.jobEnded(job, { result });
         return result;
       } catch (err) {
         metrics.jobs.inc({ model: modelId, status: 'failed' });
         log.child({ workerId: worker.id, jobId: job.id }).error({ err }, 'job failed');
-        throw toQueueError(err);
+        const queueError = toQueueError(err);
+        const final = queueError instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+        if (final) await outbox?.jobEnded(job, { errorReason: queueError.message });
+        throw queueError;
       }
     };
 
@@ -51,8 +68,9 @@ export class ModelWorker {
     worker.on('error', (err) => log.error({ err }, 'queue error'));
     void worker.run();
     await worker.waitUntilReady();
+    const chunks = await ChunkWorker.start(runner, config, metrics, logger);
     log.info({ device: runner.device, concurrency: config.concurrency }, 'serving model');
-    return new ModelWorker(runner, worker);
+    return new ModelWorker(runner, worker, chunks);
   }
 
   /**
@@ -62,7 +80,7 @@ export class ModelWorker {
   close(): Promise<void> {
     this.closing ??= (async () => {
       try {
-        await this.worker.close();
+        await Promise.all([this.worker.close(), this.chunks.close()]);
       } catch {
         /* the connection may already be gone; jobs in flight return to the queue when their lock expires */
       }

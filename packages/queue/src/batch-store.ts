@@ -17,7 +17,7 @@ import {
  * | `P:batch:<id>` | hash | the batch: settings, status, timestamps, counters (`HINCRBY` as chunks end) |
  * | `P:batch:<id>:out:<c>` | string | chunk `c`'s result lines (JSONL, input order), written once when it ends |
  * | `P:batch-index` | sorted set | batch ids scored by creation time, for listing |
- * | `P:batch-stage:<sid>:<c>` | string | chunk `c`'s inputs, JSON `[[custom_id, input], ...]`, from upload until the chunk ends |
+ * | `P:batch-stage:<sid>:<c>` | string | chunk `c`'s inputs, NDJSON `{custom_id, input}` lines, from upload until the chunk ends |
  * | `P:batch-stage:<sid>:ids` | hash | custom_id → line, while an upload is parsed (duplicate check) |
  *
  * Every key of a batch expires at its `keep_until` (created: `expires_at` + retention; once
@@ -146,7 +146,7 @@ return 1`,
 } as const;
 
 type ScriptName = keyof typeof SCRIPTS;
-type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
+type ScriptFn = (...args: (string | number | Buffer)[]) => Promise<unknown>;
 
 /** Writes results lines for inputs: `{custom_id, result}` or `{custom_id, error}`, one per line. */
 export type ChunkLine = { custom_id: string; result: unknown } | { custom_id: string; error: { code: ErrorCode | string; message: string } };
@@ -197,15 +197,8 @@ export class BatchStore {
   }
 
   /** @internal used by {@link BatchStager} */
-  async stageChunk(stage: string, chunk: number, items: [string, string][], firstLine: number, ttlMs: number): Promise<[number, number] | undefined> {
-    const result = await this.script('inferqBatchStage')(
-      this.stageIdsKey(stage),
-      this.stageKey(stage, chunk),
-      ttlMs,
-      JSON.stringify(items),
-      firstLine,
-      ...items.map(([id]) => id),
-    );
+  async stageChunk(stage: string, chunk: number, ids: string[], lines: Buffer, firstLine: number, ttlMs: number): Promise<[number, number] | undefined> {
+    const result = await this.script('inferqBatchStage')(this.stageIdsKey(stage), this.stageKey(stage, chunk), ttlMs, lines, firstLine, ...ids);
     return Array.isArray(result) ? [Number(result[0]), Number(result[1])] : undefined;
   }
 
@@ -278,10 +271,17 @@ export class BatchStore {
     return typeof after === 'string' ? (after as BatchStatus) : undefined;
   }
 
-  /** The inputs of a chunk, or undefined when they are gone (the chunk's results are written). */
+  /** The inputs of a chunk as `[custom_id, input]`, or undefined when they are gone (the chunk's results are written). */
   async readChunk(stage: string, chunk: number): Promise<[string, string][] | undefined> {
     const data = await this.redis.get(this.stageKey(stage, chunk));
-    return data === null ? undefined : (JSON.parse(data) as [string, string][]);
+    if (data === null) return undefined;
+    return data
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => {
+        const { custom_id: customId, input } = JSON.parse(line) as { custom_id: string; input: string };
+        return [customId, input];
+      });
   }
 
   /**
@@ -430,14 +430,18 @@ export interface StagedBatch {
   total: number;
 }
 
+const NEWLINE = Buffer.from('\n');
+
 /**
  * Stages the inputs of one upload in Redis as they are parsed, one chunk per key, so the API
  * holds at most one chunk in memory; custom_ids are checked for duplicates in Redis as well.
- * On any failure call {@link discard}: nothing of the upload stays behind.
+ * A chunk is kept as bytes (off the JS heap) from line to Redis, so a big upload leaves no big
+ * strings for the garbage collector. On any failure call {@link discard}: nothing of the
+ * upload stays behind.
  */
 export class BatchStager {
   readonly stage = randomUUID().replaceAll('-', '');
-  private buffer: [string, string][] = [];
+  private buffer: Buffer[] = [];
   private bufferIds = new Map<string, number>();
   private firstLine = 0;
   private chunks = 0;
@@ -454,12 +458,15 @@ export class BatchStager {
     return this.total;
   }
 
-  /** Adds one input (from line `line`, 1-based); throws a {@link StagingLineError} for a duplicate custom_id. */
-  async add(customId: string, input: string, line: number): Promise<void> {
+  /**
+   * Adds one input (from line `line`, 1-based); throws a {@link StagingLineError} for a duplicate
+   * custom_id. `raw`, when given, is the line's JSON text `{custom_id, input}` as uploaded (checked).
+   */
+  async add(customId: string, input: string, line: number, raw?: Buffer): Promise<void> {
     const earlier = this.bufferIds.get(customId);
     if (earlier !== undefined) throw new StagingLineError(line, `custom_id ${JSON.stringify(customId)} was already used on line ${earlier}`);
     if (this.buffer.length === 0) this.firstLine = line;
-    this.buffer.push([customId, input]);
+    this.buffer.push(raw ?? Buffer.from(JSON.stringify({ custom_id: customId, input })));
     this.bufferIds.set(customId, line);
     this.total++;
     if (this.buffer.length >= this.chunkSize) await this.flush();
@@ -467,16 +474,16 @@ export class BatchStager {
 
   private async flush(): Promise<void> {
     if (this.buffer.length === 0) return;
-    const items = this.buffer;
+    const data = Buffer.concat(this.buffer.flatMap((line) => [line, NEWLINE]));
+    const ids = [...this.bufferIds.keys()];
     const lines = [...this.bufferIds.values()];
     this.buffer = [];
     this.bufferIds = new Map();
     this.chunks++;
-    const duplicate = await this.store.stageChunk(this.stage, this.chunks - 1, items, this.firstLine, this.ttlMs);
+    const duplicate = await this.store.stageChunk(this.stage, this.chunks - 1, ids, data, this.firstLine, this.ttlMs);
     if (duplicate) {
       const [index, earlier] = duplicate;
-      const item = items[index - 1];
-      throw new StagingLineError(lines[index - 1] ?? 0, `custom_id ${JSON.stringify(item?.[0])} was already used on line ${earlier}`);
+      throw new StagingLineError(lines[index - 1] ?? 0, `custom_id ${JSON.stringify(ids[index - 1])} was already used on line ${earlier}`);
     }
   }
 

@@ -211,7 +211,7 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
         if (upload) {
           for await (const line of readBatchLines(upload, { maxBytes: BATCH_UPLOAD_LIMIT_BYTES })) {
             if (stager.count >= MAX_BATCH_INPUTS) throw httpError('INFERQ_ERR_BATCH_TOO_MANY_INPUTS', MAX_BATCH_INPUTS);
-            await stager.add(line.custom_id, line.input, line.line);
+            await stager.add(line.custom_id, line.input, line.line, line.raw);
           }
         } else {
           for (const [i, item] of json.inputs.entries()) {
