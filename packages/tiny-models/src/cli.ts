@@ -2,7 +2,7 @@
 /**
  * Builds the default models into a models folder:
  *
- *   node packages/tiny-models/dist/cli.js --out DIR [--preset tiny|bench|nli|bart|llama] [--force]
+ *   node packages/tiny-models/dist/cli.js --out DIR [--preset tiny|bench|nli|bart|llama|starter-sentiment|starter-tickets] [--force]
  *
  * Without `--preset` it builds all of them. A model already there is kept unless `--force`.
  */
@@ -13,6 +13,8 @@ import {
   BENCH_CLASSIFIER_ID,
   ensureModel,
   parseModelId,
+  STARTER_SENTIMENT_ID,
+  STARTER_TICKETS_ID,
   TINY_BART_ID,
   TINY_CLASSIFIER_ID,
   TINY_LLAMA_ID,
@@ -25,6 +27,8 @@ const PRESET_IDS: Record<string, string> = {
   nli: TINY_NLI_ID,
   bart: TINY_BART_ID,
   llama: TINY_LLAMA_ID,
+  'starter-sentiment': STARTER_SENTIMENT_ID,
+  'starter-tickets': STARTER_TICKETS_ID,
 };
 const USAGE = `usage: cli.js --out DIR [--preset ${Object.keys(PRESET_IDS).join('|')}] [--force]`;
 

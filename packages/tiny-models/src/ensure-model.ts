@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { buildBart, TINY_BART, type BartPreset } from './bart-model.js';
 import { BENCH_CLASSIFIER, buildBertClassifier, TINY_CLASSIFIER, TINY_NLI, type BertClassifierPreset } from './bert-classifier.js';
 import { buildLlama, TINY_LLAMA, type LlamaPreset } from './llama-model.js';
+import { buildStarterModel, type StarterModelPreset } from './starter-models.js';
 
 /** Id of the tiny classifier that tests use. */
 export const TINY_CLASSIFIER_ID = 'inferq/tiny-bert-classifier';
@@ -19,15 +20,21 @@ export const TINY_NLI_ID = 'inferq/tiny-nli';
 export const TINY_BART_ID = 'inferq/tiny-bart';
 /** Id of the tiny Llama decoder-only LM (text generation, chat). */
 export const TINY_LLAMA_ID = 'inferq/tiny-llama';
+/** Id of the starter sentiment model (`negative`, `positive`): trained weights, sensible answers. */
+export const STARTER_SENTIMENT_ID = 'inferq/starter-sentiment';
+/** Id of the starter ticket classifier (billing, login and account, bug, ...): a keyword table. */
+export const STARTER_TICKETS_ID = 'inferq/starter-tickets';
 
 /**
  * What to build: a BERT classifier preset (`kind` left out or `bert-classifier`, as
- * before), a BART preset (`kind: 'bart'`) or a Llama preset (`kind: 'llama'`).
+ * before), a BART preset (`kind: 'bart'`), a Llama preset (`kind: 'llama'`) or a starter
+ * model (`kind: 'starter'`).
  */
 export type ModelSpec =
   | (BertClassifierPreset & { kind?: 'bert-classifier' })
   | (BartPreset & { kind: 'bart' })
-  | (LlamaPreset & { kind: 'llama' });
+  | (LlamaPreset & { kind: 'llama' })
+  | (StarterModelPreset & { kind: 'starter' });
 
 /** The models this package builds by default, by model id. */
 export const DEFAULT_MODELS: Readonly<Record<string, ModelSpec>> = Object.freeze({
@@ -36,6 +43,8 @@ export const DEFAULT_MODELS: Readonly<Record<string, ModelSpec>> = Object.freeze
   [TINY_NLI_ID]: TINY_NLI,
   [TINY_BART_ID]: { kind: 'bart', ...TINY_BART },
   [TINY_LLAMA_ID]: { kind: 'llama', ...TINY_LLAMA },
+  [STARTER_SENTIMENT_ID]: { kind: 'starter', starter: 'sentiment' },
+  [STARTER_TICKETS_ID]: { kind: 'starter', starter: 'tickets' },
 });
 
 /** The file whose presence means a model folder is complete (the last one a build writes). */
@@ -54,6 +63,8 @@ export async function buildModel(dir: string, spec: ModelSpec): Promise<void> {
       const { kind: _kind, ...preset } = spec;
       return buildLlama({ ...preset, dir });
     }
+    case 'starter':
+      return buildStarterModel({ starter: spec.starter, dir });
     default: {
       const { kind: _kind, ...preset } = spec;
       return buildBertClassifier({ ...preset, dir });

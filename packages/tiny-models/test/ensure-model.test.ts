@@ -6,6 +6,8 @@ import {
   BENCH_CLASSIFIER_ID,
   DEFAULT_MODELS,
   ensureModel,
+  STARTER_SENTIMENT_ID,
+  STARTER_TICKETS_ID,
   TINY_BART,
   TINY_BART_ID,
   TINY_CLASSIFIER,
@@ -26,7 +28,9 @@ afterEach(async () => {
 
 describe('ensureModel', () => {
   it('knows the default model ids', () => {
-    expect(Object.keys(DEFAULT_MODELS).sort()).toEqual([BENCH_CLASSIFIER_ID, TINY_CLASSIFIER_ID, TINY_NLI_ID, TINY_BART_ID, TINY_LLAMA_ID].sort());
+    expect(Object.keys(DEFAULT_MODELS).sort()).toEqual(
+      [BENCH_CLASSIFIER_ID, TINY_CLASSIFIER_ID, TINY_NLI_ID, TINY_BART_ID, TINY_LLAMA_ID, STARTER_SENTIMENT_ID, STARTER_TICKETS_ID].sort(),
+    );
     expect(TINY_CLASSIFIER_ID).toBe('inferq/tiny-bert-classifier');
     expect(BENCH_CLASSIFIER_ID).toBe('inferq/bench-bert-classifier');
     expect([TINY_NLI_ID, TINY_BART_ID, TINY_LLAMA_ID]).toEqual(['inferq/tiny-nli', 'inferq/tiny-bart', 'inferq/tiny-llama']);
