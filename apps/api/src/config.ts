@@ -30,6 +30,12 @@ function configSchema(cwd: string) {
     DEFAULT_MODEL_SUMMARIZATION: Type.String({ pattern: MODEL_ID_PATTERN, default: 'inferq/tiny-bart' }),
     /** Model used for `generation` jobs that name none (a decoder-only LM). */
     DEFAULT_MODEL_GENERATION: Type.String({ pattern: MODEL_ID_PATTERN, default: 'inferq/tiny-llama' }),
+    /**
+     * Model that sorts tickets posted without their own labels: a zero-shot (NLI) model over
+     * the default labels, or a classifier trained on ticket issues (its own labels), such as
+     * `inferq/starter-tickets`. Empty: the zero-shot default model.
+     */
+    TICKET_MODEL: Type.String({ default: '', pattern: `^(?:|${MODEL_ID_PATTERN.slice(1, -1)})$` }),
     /** Length of a ticket's summary, in tokens. */
     TICKET_SUMMARY_TOKENS: Type.Integer({ minimum: 1, maximum: 512, default: 40 }),
     /** Most tokens a summarization or generation job may ask for (`max_new_tokens`). */

@@ -39,7 +39,7 @@ const TicketQuery = Type.Object(
  * when both are done. `GET /v1/tickets/:id` reads it, `?wait=N` long-polls.
  */
 export const ticketRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { QUEUE_PREFIX, REDIS_URL, JOB_RETENTION_SECONDS, MAX_WAIT_SECONDS, TICKET_SUMMARY_TOKENS } = app.config;
+  const { QUEUE_PREFIX, REDIS_URL, JOB_RETENTION_SECONDS, MAX_WAIT_SECONDS, TICKET_SUMMARY_TOKENS, TICKET_MODEL } = app.config;
   const jobOptions = inferenceJobOptions({ retentionSeconds: JOB_RETENTION_SECONDS });
   const flows = new FlowProducer({ connection: app.queues.redis, prefix: QUEUE_PREFIX });
   const tickets = new Queue<TicketJobData, TicketResult>(TICKETS_QUEUE, { connection: app.queues.redis, prefix: QUEUE_PREFIX });
@@ -88,18 +88,20 @@ export const ticketRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const text = subject?.trim() ? `${subject.trim()}\n\n${body}` : body;
       if (body.trim() === '') throw httpError('INFERQ_ERR_EMPTY_INPUT');
       if (text.length > MAX_INPUT_CHARS) throw httpError('INFERQ_ERR_INPUT_TOO_LARGE', text.length, MAX_INPUT_CHARS);
+      // Labels from the request need zero-shot; without them, TICKET_MODEL may be a plain
+      // classifier trained on ticket issues.
+      const ticketModel = !labels && TICKET_MODEL ? await app.models.get(TICKET_MODEL) : undefined;
+      const task = ticketModel && !ticketModel.tasks.includes('zero-shot-classification') ? 'classification' : 'zero-shot-classification';
       const [classifier, summarizer] = await Promise.all([
-        app.models.resolve('zero-shot-classification'),
+        app.models.resolve(task, ticketModel?.id ?? (TICKET_MODEL || undefined)),
         app.models.resolve('summarization'),
       ]);
       const jobs = { classification: newJobId(classifier), summary: newJobId(summarizer) };
       const queues = { classification: queueNameForModel(classifier), summary: queueNameForModel(summarizer) };
-      const classify: InferenceJobData = {
-        task: 'zero-shot-classification',
-        model: classifier,
-        input: text,
-        parameters: { candidate_labels: labels ?? [...DEFAULT_TICKET_LABELS] },
-      };
+      const classify: InferenceJobData =
+        task === 'classification'
+          ? { task, model: classifier, input: text, parameters: {} }
+          : { task, model: classifier, input: text, parameters: { candidate_labels: labels ?? [...DEFAULT_TICKET_LABELS] } };
       const summarize: InferenceJobData = { task: 'summarization', model: summarizer, input: text, parameters: { max_new_tokens: TICKET_SUMMARY_TOKENS } };
       const id = newTicketId();
       const childOptions = { ...jobOptions, failParentOnFailure: true };
