@@ -31,18 +31,30 @@ export async function readModelConfig(dir: string): Promise<ModelConfig> {
   return JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as ModelConfig;
 }
 
-/**
- * The ONNX file for an encoder-only or decoder-only export: `onnx/model.onnx`, or a
- * variant such as `onnx/model_quantized.onnx` when `variant` is `quantized`.
- */
-export async function onnxFile(dir: string, base = 'model', variant?: string): Promise<string> {
-  const file = join(dir, 'onnx', variant ? `${base}_${variant}.onnx` : `${base}.onnx`);
+/** Variants tried, in this order, when a folder has no full-precision file (what `models pull --variant` fetches). */
+export const ONNX_VARIANTS = ['fp16', 'quantized', 'int8', 'uint8', 'q4', 'q4f16', 'bnb4'] as const;
+
+async function exists(file: string): Promise<boolean> {
   try {
     await access(file);
+    return true;
   } catch {
-    throw new Error(`Missing ${relative(dir, file)} in ${dir}`);
+    return false;
   }
-  return file;
+}
+
+/**
+ * The ONNX file `onnx/<base>.onnx` of a model folder, or `onnx/<base>_<variant>.onnx` when a
+ * variant is asked for. With none asked for and no `<base>.onnx`, the first variant present
+ * (in {@link ONNX_VARIANTS} order) is used, so a folder pulled with `--variant` just works.
+ */
+export async function onnxFile(dir: string, base = 'model', variant?: string): Promise<string> {
+  const name = (v?: string) => join(dir, 'onnx', v ? `${base}_${v}.onnx` : `${base}.onnx`);
+  if (await exists(name(variant))) return name(variant);
+  if (variant === undefined) {
+    for (const v of ONNX_VARIANTS) if (await exists(name(v))) return name(v);
+  }
+  throw new Error(`Missing ${relative(dir, name(variant))} in ${dir}`);
 }
 
 /** Labels in id order. */

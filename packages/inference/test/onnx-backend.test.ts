@@ -33,3 +33,22 @@ describe('onnx backend', () => {
     await expect(onnxFile('/nonexistent-model')).rejects.toThrow(/onnx\/model\.onnx/);
   });
 });
+
+describe('onnxFile', () => {
+  it('uses a variant when the folder has only that one (as `models pull --variant` leaves it)', async () => {
+    const { mkdtemp, mkdir, writeFile, rm } = await import('node:fs/promises');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const dir = await mkdtemp(join(tmpdir(), 'inferq-variant-'));
+    try {
+      await mkdir(join(dir, 'onnx'));
+      await writeFile(join(dir, 'onnx', 'model_quantized.onnx'), '');
+      expect(await onnxFile(dir)).toBe(join(dir, 'onnx', 'model_quantized.onnx'));
+      await writeFile(join(dir, 'onnx', 'model.onnx'), '');
+      expect(await onnxFile(dir)).toBe(join(dir, 'onnx', 'model.onnx'));
+      await expect(onnxFile(dir, 'model', 'fp16')).rejects.toThrow(/model_fp16\.onnx/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
