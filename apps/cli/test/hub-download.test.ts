@@ -169,9 +169,12 @@ describe('pullModel', () => {
     expect(onnxRequests[0]?.range).toBeUndefined();
     const retry = events.find((e): e is Extract<PullEvent, { type: 'retry' }> => e.type === 'retry');
     expect(retry).toMatchObject({ path: 'onnx/model.onnx', attempt: 1 });
-    expect(retry?.received).toBeGreaterThan(0);
-    expect(retry?.received).toBeLessThanOrEqual(half);
-    expect(onnxRequests[1]?.range).toBe(`bytes=${retry?.received}-`);
+    // Usually some of the first half reached the disk; if the error came before any chunk
+    // was written, the retry starts over (the resume from a file on disk is the next test).
+    const received = retry?.received ?? -1;
+    expect(received).toBeGreaterThanOrEqual(0);
+    expect(received).toBeLessThanOrEqual(half);
+    expect(onnxRequests[1]?.range).toBe(received > 0 ? `bytes=${received}-` : undefined);
   });
 
   it('resumes a download that a previous run left behind', async () => {
