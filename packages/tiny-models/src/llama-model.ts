@@ -62,6 +62,21 @@ export const TINY_LLAMA = Object.freeze({
   ropeTheta: 10000,
 }) satisfies Required<LlamaPreset>;
 
+/**
+ * A bench-sized Llama: 6 layers x 384 wide (6 query heads of 64, 2 KV heads), the size of the
+ * small BERTs people serve, for honest generation timings. About 60 MB; built on demand.
+ */
+export const BENCH_LLAMA = Object.freeze({
+  ...TINY_LLAMA,
+  seed: 12,
+  hiddenSize: 384,
+  numLayers: 6,
+  numHeads: 6,
+  numKvHeads: 2,
+  headDim: 64,
+  intermediateSize: 1024,
+}) satisfies Required<LlamaPreset>;
+
 /** The special tokens, after the bytes and merges, in this order. */
 export const LLAMA_SPECIAL_TOKENS = Object.freeze({ endOfText: '<|endoftext|>', imStart: '<|im_start|>', imEnd: '<|im_end|>' });
 
