@@ -9,19 +9,33 @@
  * The cost of one batch run is modelled as
  *
  *     durationMs ≈ fixedMs + perPaddedTokenMs · paddedTokens + perInputMs · size
+ *                  + perLongestTokenMs · longest
  *
- * fitted by non-negative least squares over a sliding window of the batches observed, with
- * a correction factor per batch-size octave (1, 2–3, 4–7, ...) for what a linear model
- * misses (cache effects of large batches, kernel changes). Throughput is counted in real
- * (unpadded) tokens per millisecond, so padding counts as waste.
+ * (`longest` = padded length of the batch's rows). The last term is work that grows with
+ * the sequence length but is paid once per run, whatever the batch size: on a CPU, small
+ * matrices use the cores less well, so a run of n equal rows costs about n + 1 rows' worth
+ * (measured on 2 cores: ~0.11 ms per padded token plus ~0.11 ms per token of the longest
+ * row). That is what makes batching equal lengths pay on a CPU, and padding not.
+ * It is fitted by non-negative least squares over a sliding window of the batches observed,
+ * with a correction factor per octave of padded tokens (…, 512–1023, 1024–2047, …) for
+ * what a linear model misses: on a CPU, batches whose activations outgrow the caches cost
+ * more per token (measured on 2 cores: past about 1,000 padded tokens); on a GPU, small
+ * launches use it less well. Durations are divided by the machine's recent speed against
+ * the model before they are fitted, so a spell of contention (another process on the
+ * cores) does not read as the cost of the shapes that happened to run during it.
+ * Throughput is counted in real (unpadded) tokens per millisecond, so padding is waste.
  *
  * Decisions, given the pending inputs sorted by length and the one that waited longest:
  * - warm-up: the first batches try sizes 1, 2, 4, ... up to the cap (each the window of
  *   that size, holding the oldest input, with the least padding), so the fit sees
  *   different shapes; never waiting for inputs that are not there.
- * - then: among the windows of the sorted inputs that hold the oldest input and fit the
- *   caps, take the one with the most predicted real tokens per millisecond. A small share
- *   of decisions tries half or twice that size, so the fit keeps learning.
+ * - then: for candidate limits (a batch size, or a token budget, under the caps), cut all
+ *   the pending inputs, sorted by length, into consecutive batches as the static
+ *   scheduler would, and keep the limits whose batches take the least predicted time per
+ *   real token; run the batch of that cut that holds the oldest input. Judging every
+ *   batch the pending inputs need, not the next one alone, keeps long inputs from being
+ *   left behind to be padded later. A small share of decisions tries half or twice that
+ *   batch size, so the fit keeps learning.
  * - waiting: only when the best batch is everything pending and the cap leaves room,
  *   and only if, at the arrival rate seen and with lengths like the recent ones, waiting
  *   for more inputs (idle time counted) is predicted to give at least `minWaitGain` more
@@ -50,7 +64,7 @@ export interface AdaptiveBatchingOptions {
    * @defaultValue the number of ladder steps (6 for a cap of 32: one pass)
    */
   warmupBatches?: number;
-  /** Share of decisions after warm-up that try half or twice the best size. @defaultValue 0.03 */
+  /** Share of decisions after warm-up that try half or twice the best size. @defaultValue 0.02 */
   exploreRate?: number;
   /** Least predicted throughput gain (0.1 = 10%) that justifies waiting for more inputs. @defaultValue 0.1 */
   minWaitGain?: number;
@@ -78,7 +92,12 @@ export interface CostModel {
   perPaddedTokenMs: number;
   /** Cost per input in the batch. */
   perInputMs: number;
-  /** Observed / predicted duration per batch-size octave (`floor(log2(size))`), where enough batches were seen. */
+  /** Cost per token of the longest row (the padded length), paid once per run. */
+  perLongestTokenMs: number;
+  /**
+   * Observed / predicted duration per octave of padded tokens (`floor(log2(paddedTokens))`),
+   * shrunk towards 1 where few batches were seen.
+   */
   correction: Readonly<Record<number, number>>;
   /** Batches the fit is based on. */
   samples: number;
@@ -115,9 +134,11 @@ interface Window {
   padded: number;
 }
 
-const DEFAULTS = { window: 256, exploreRate: 0.03, minWaitGain: 0.1 };
-/** Batches an octave needs before its correction factor is used. */
-const MIN_OCTAVE_SAMPLES = 3;
+const DEFAULTS = { window: 256, exploreRate: 0.02, minWaitGain: 0.1 };
+/** Pseudo-batches (predicted exactly) each octave's correction starts from, so a few batches can't swing it. */
+const OCTAVE_PRIOR = 2;
+/** Weight of the newest batch in the machine-speed average. */
+const SPEED_EWMA = 0.2;
 /** Arrival times kept to estimate the arrival rate. */
 const ARRIVALS_KEPT = 64;
 
@@ -129,7 +150,7 @@ function sizeLadder(cap: number): number[] {
   return ladder;
 }
 
-const octave = (size: number): number => Math.floor(Math.log2(Math.max(1, size)));
+const octave = (paddedTokens: number): number => Math.floor(Math.log2(Math.max(1, paddedTokens)));
 
 export class AdaptiveBatchPolicy {
   private readonly opts: Required<AdaptiveBatchingOptions>;
@@ -138,6 +159,7 @@ export class AdaptiveBatchPolicy {
   private observed = 0;
   private ladderStep = 0;
   private model: CostModel | undefined;
+  private speed = 1;
   private readonly arrivals: number[] = [];
   private readonly recentCosts: number[] = [];
 
@@ -182,19 +204,38 @@ export class AdaptiveBatchPolicy {
   /** Learns from one batch run. */
   observe(batch: BatchObservation): void {
     if (batch.failed || !(batch.durationMs >= 0) || batch.size < 1) return;
-    this.samples.push({ size: batch.size, padded: batch.paddedTokens, ms: batch.durationMs });
+    // Durations are fitted at the machine's usual speed: divided by the speed of the
+    // batches just before, so that a spell of contention (another process on the cores)
+    // slows every shape alike instead of looking like the cost of whatever shape ran then.
+    let ms = batch.durationMs;
+    if (this.model) {
+      const ratio = Math.min(5, Math.max(0.2, batch.durationMs / Math.max(1e-6, this.shapeCost(batch.size, batch.paddedTokens))));
+      ms = batch.durationMs / this.speed;
+      this.speed += SPEED_EWMA * (ratio - this.speed);
+    }
+    this.samples.push({ size: batch.size, padded: batch.paddedTokens, ms });
     if (this.samples.length > this.opts.window) this.samples.shift();
     this.observed++;
     this.model = fitCostModel(this.samples) ?? this.model;
   }
 
-  /** Predicted wall time of a run of `size` inputs and `paddedTokens` tokens, in milliseconds. */
+  /** How slow the machine runs now against the fitted model (1 = as fitted, 2 = twice as slow). */
+  get slowdown(): number {
+    return this.speed;
+  }
+
+  /** Predicted wall time of a run of `size` inputs and `paddedTokens` tokens now, in milliseconds. */
   predictMs(size: number, paddedTokens: number): number {
+    return this.speed * this.shapeCost(size, paddedTokens);
+  }
+
+  /** The fitted cost of a shape at the machine's usual speed. */
+  private shapeCost(size: number, paddedTokens: number): number {
     const m = this.model;
     // Before any fit: a unit of fixed cost per run plus padded tokens (sorted, unpadded, larger batches first).
     if (!m) return 1 + paddedTokens;
-    const linear = m.fixedMs + m.perPaddedTokenMs * paddedTokens + m.perInputMs * size;
-    return linear * (m.correction[octave(size)] ?? 1);
+    const linear = m.fixedMs + m.perPaddedTokenMs * paddedTokens + m.perInputMs * size + m.perLongestTokenMs * (paddedTokens / Math.max(1, size));
+    return linear * (m.correction[octave(paddedTokens)] ?? 1);
   }
 
   /** Picks the batch to run now, or how long to wait for more inputs. */
@@ -369,19 +410,20 @@ function candidateSizes(max: number): number[] {
 }
 
 /**
- * Fits `ms ≈ fixed + perToken · padded + perInput · size` with non-negative coefficients
- * (the least-squares fit over every subset of the three terms whose coefficients are all
- * non-negative, with the smallest error), then the correction per size octave.
+ * Fits `ms ≈ fixed + perToken · padded + perInput · size + perLongest · longest` with
+ * non-negative coefficients (the least-squares fit over every subset of the four terms
+ * whose coefficients are all non-negative, with the smallest error), then the correction
+ * per octave of padded tokens.
  */
 export function fitCostModel(samples: readonly BatchObservation[] | readonly Sample[]): CostModel | undefined {
   const rows = samples.map((s) => ('ms' in s ? s : { size: s.size, padded: s.paddedTokens, ms: s.durationMs }));
   if (rows.length < 2) return undefined;
-  const features = (r: Sample): number[] => [1, r.padded, r.size];
+  const features = (r: Sample): number[] => [1, r.padded, r.size, r.padded / Math.max(1, r.size)];
   // Scale columns to comparable magnitudes before solving.
-  const scale = [0, 1, 2].map((j) => Math.sqrt(rows.reduce((s, r) => s + (features(r)[j] ?? 0) ** 2, 0) / rows.length) || 1);
+  const scale = [0, 1, 2, 3].map((j) => Math.sqrt(rows.reduce((s, r) => s + (features(r)[j] ?? 0) ** 2, 0) / rows.length) || 1);
   let best: { coef: number[]; sse: number } | undefined;
-  for (let mask = 1; mask < 8; mask++) {
-    const cols = [0, 1, 2].filter((j) => mask & (1 << j));
+  for (let mask = 1; mask < 16; mask++) {
+    const cols = [0, 1, 2, 3].filter((j) => mask & (1 << j));
     if (rows.length < cols.length) continue;
     const x = rows.map((r) => cols.map((j) => (features(r)[j] ?? 0) / (scale[j] ?? 1)));
     const coefScaled = leastSquares(
@@ -389,16 +431,16 @@ export function fitCostModel(samples: readonly BatchObservation[] | readonly Sam
       rows.map((r) => r.ms),
     );
     if (!coefScaled || coefScaled.some((c) => c < 0)) continue;
-    const coef = [0, 0, 0];
+    const coef = [0, 0, 0, 0];
     cols.forEach((j, k) => (coef[j] = (coefScaled[k] ?? 0) / (scale[j] ?? 1)));
     const sse = rows.reduce((s, r) => s + (r.ms - dot(coef, features(r))) ** 2, 0);
     if (!best || sse < best.sse) best = { coef, sse };
   }
   if (!best) return undefined;
-  const [fixedMs = 0, perPaddedTokenMs = 0, perInputMs = 0] = best.coef;
+  const [fixedMs = 0, perPaddedTokenMs = 0, perInputMs = 0, perLongestTokenMs = 0] = best.coef;
   const byOctave = new Map<number, { observed: number; predicted: number; n: number }>();
   for (const r of rows) {
-    const o = octave(r.size);
+    const o = octave(r.padded);
     const acc = byOctave.get(o) ?? { observed: 0, predicted: 0, n: 0 };
     acc.observed += r.ms;
     acc.predicted += dot(best.coef, features(r));
@@ -407,9 +449,10 @@ export function fitCostModel(samples: readonly BatchObservation[] | readonly Sam
   }
   const correction: Record<number, number> = {};
   for (const [o, acc] of byOctave) {
-    if (acc.n >= MIN_OCTAVE_SAMPLES && acc.predicted > 0) correction[o] = Math.min(3, Math.max(0.5, acc.observed / acc.predicted));
+    const prior = (OCTAVE_PRIOR * acc.predicted) / acc.n;
+    if (acc.predicted > 0) correction[o] = Math.min(3, Math.max(0.5, (acc.observed + prior) / (acc.predicted + prior)));
   }
-  return { fixedMs, perPaddedTokenMs, perInputMs, correction, samples: rows.length };
+  return { fixedMs, perPaddedTokenMs, perInputMs, perLongestTokenMs, correction, samples: rows.length };
 }
 
 function dot(a: readonly number[], b: readonly number[]): number {

@@ -181,10 +181,19 @@ export class BatchScheduler<I, P, O> {
     const taken = new Set(batch);
     this.pending = this.pending.filter((e) => !taken.has(e));
     this.running = true;
-    void this.execute(batch).finally(() => {
-      this.running = false;
-      this.pump();
-    });
+    void this.execute(batch).then(
+      (settle) => {
+        // Start the next batch before the callers' continuations run (their jobs complete,
+        // new ones are fetched), so that work overlaps the session instead of delaying it.
+        this.running = false;
+        this.pump();
+        settle();
+      },
+      () => {
+        this.running = false;
+        this.pump();
+      },
+    );
   }
 
   /**
@@ -239,7 +248,12 @@ export class BatchScheduler<I, P, O> {
     return undefined;
   }
 
-  private async execute(batch: Entry<P, O>[]): Promise<void> {
+  /**
+   * Runs one batch; resolves, once the session is free, with a function that hands every
+   * caller its output or error. A batch that throws is split in halves and retried (those
+   * callers are settled as their halves finish).
+   */
+  private async execute(batch: Entry<P, O>[]): Promise<() => void> {
     const started = performance.now();
     const longest = batch.reduce((m, e) => Math.max(m, e.cost), 0);
     const stats = {
@@ -255,23 +269,23 @@ export class BatchScheduler<I, P, O> {
       }
     } catch (err) {
       this.report({ ...stats, durationMs: performance.now() - started, failed: true });
-      if (batch.length === 1) {
-        batch[0]?.reject(err);
-        return;
-      }
+      if (batch.length === 1) return () => batch[0]?.reject(err);
       // Isolate the input that fails: the others still get their results.
       const half = Math.ceil(batch.length / 2);
-      await this.execute(batch.slice(0, half));
-      await this.execute(batch.slice(half));
-      return;
+      (await this.execute(batch.slice(0, half)))();
+      return this.execute(batch.slice(half));
     }
     this.report({ ...stats, durationMs: performance.now() - started, failed: false });
-    batch.forEach((e, i) => e.resolve(outputs[i] as O));
+    return () => batch.forEach((e, i) => e.resolve(outputs[i] as O));
   }
 
   private report(stats: BatchStats): void {
     this.policy?.observe(stats);
-    this.opts.onBatch?.(stats);
+    try {
+      this.opts.onBatch?.(stats);
+    } catch {
+      // A metrics callback must not cost the callers their results.
+    }
   }
 
   private setTimer(ms: number): void {

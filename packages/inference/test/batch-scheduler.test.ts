@@ -189,6 +189,27 @@ describe('BatchScheduler', () => {
     expect(batches).toEqual([['first'], ['r1', 'r2', 'r3']]);
   });
 
+  it('starts the next batch before the callers of the finished one continue', async () => {
+    const { scheduler, batches, release, blocker } = makeGatedScheduler({ maxBatchSize: 8 });
+    await vi.waitFor(() => expect(batches).toHaveLength(1));
+    const next = scheduler.submit('next');
+    release();
+    // When the first caller resumes, the session already holds the next batch.
+    await blocker;
+    expect(batches).toEqual([['blocker'], ['next']]);
+    expect(await next).toBe('NEXT');
+  });
+
+  it('still answers every caller when the onBatch callback throws', async () => {
+    const { scheduler } = makeScheduler({
+      maxBatchSize: 2,
+      onBatch: () => {
+        throw new Error('metrics broke');
+      },
+    });
+    expect(await Promise.all([scheduler.submit('a'), scheduler.submit('b')])).toEqual(['A', 'B']);
+  });
+
   it('close() runs what is pending at once and refuses new inputs', async () => {
     const { scheduler, batches } = makeScheduler({ maxBatchSize: 10 });
     const pending = scheduler.submit('waiting');

@@ -1,0 +1,186 @@
+// Turns the raw runs into figures (median and spread), ratios with their targets, and the
+// results markdown.
+import { fmt, round, summarize } from './stats.mjs';
+
+const PENDING = 'pending: needs issue 3/4';
+
+/** Per-run ratio a[i] / b[i] (runs of both were interleaved in the same order). */
+function ratioRuns(a, b) {
+  const n = Math.min(a.length, b.length);
+  return Array.from({ length: n }, (_, i) => a[i] / b[i]);
+}
+
+export function buildReport(r) {
+  const figures = {};
+  const ratios = [];
+  const R = r.plan.repeats;
+
+  let ceilingRuns;
+  if (r.ceiling) {
+    const configs = r.ceiling.configs;
+    for (const c of configs) figures[`ceiling: ${c.name}`] = summarize(c.runs);
+    ceilingRuns = Array.from({ length: R }, (_, i) => Math.max(...configs.map((c) => c.runs[i])));
+    figures['ceiling (best)'] = summarize(ceilingRuns);
+    const best = configs.reduce((a, b) => (summarize(b.runs).median > summarize(a.runs).median ? b : a));
+    figures['ceiling (best)'].config = best.name;
+  }
+
+  let service;
+  if (r.scheduler) {
+    for (const [name, runs] of Object.entries(r.scheduler)) figures[`service: ${name}`] = summarize(runs.map((x) => x.textsPerSecond));
+    service = r.scheduler['default (adaptive)']?.map((x) => x.textsPerSecond);
+    const one = r.scheduler['batch 1']?.map((x) => x.textsPerSecond);
+    const large = r.scheduler['fixed 64']?.map((x) => x.textsPerSecond);
+    if (service && one && large) {
+      const better = one.map((v, i) => Math.max(v, large[i]));
+      ratios.push({ name: 'scheduler default / better fixed setting (batch 1 or fixed 64)', ...summarize(ratioRuns(service, better)), target: 1.0 });
+    }
+  }
+  if (service && ceilingRuns) {
+    ratios.push({
+      name: 'service (single jobs) / ceiling',
+      ...summarize(ratioRuns(service, ceilingRuns)),
+      target: 0.85,
+      note: 'the 0.85 target is for bulk via the batches API (pending); single jobs shown for reference',
+      informational: true,
+    });
+  }
+  if (r.peer) {
+    figures['peer: per text'] = summarize(r.peer.perText);
+    figures['peer: arrays of 32'] = summarize(r.peer.arrays);
+    if (service) {
+      ratios.push({ name: 'service / transformers.js per text', ...summarize(ratioRuns(service, r.peer.perText)), target: 0.9 });
+      ratios.push({ name: 'service / transformers.js arrays of 32', ...summarize(ratioRuns(service, r.peer.arrays)), target: 2.5 });
+    }
+  }
+  if (r.submission) {
+    const api = r.submission.api.map((x) => x.acceptedPerSecond);
+    const raw = r.submission.raw.map((x) => x.jobsPerSecond);
+    figures['API POST /v1/jobs accepted/s'] = summarize(api);
+    figures['API POST p50 latency ms'] = summarize(r.submission.api.map((x) => x.p50Ms));
+    figures['API POST p99 latency ms'] = summarize(r.submission.api.map((x) => x.p99Ms));
+    figures['BullMQ Queue.add jobs/s'] = summarize(raw);
+    figures['API CPU µs per request'] = summarize(r.submission.api.map((x) => x.apiCpuUsPerRequest));
+    if (r.submission.apiQuiet) {
+      figures['API (LOG_LEVEL=warn) accepted/s'] = summarize(r.submission.apiQuiet.map((x) => x.acceptedPerSecond));
+      figures['API (LOG_LEVEL=warn) CPU µs per request'] = summarize(r.submission.apiQuiet.map((x) => x.apiCpuUsPerRequest));
+    }
+    ratios.push({ name: 'API accepted/s / raw Queue.add jobs/s', ...summarize(ratioRuns(api, raw)), target: 0.5 });
+  }
+  for (const x of ratios) x.met = x.median >= x.target;
+  return { figures, ratios };
+}
+
+const rowFor = (label, s, unit, digits = 1) => `| ${label} | ${fmt(s, digits)} | ${unit} |`;
+
+export function renderMarkdown(r, report, { tablesOnly = false } = {}) {
+  const f = report.figures;
+  const lines = [];
+  const R = r.plan.repeats;
+  if (!tablesOnly) {
+    lines.push(`# inferq bench, ${r.startedAt.slice(0, 10)} (${r.mode})`, '');
+    const m = r.machine;
+    lines.push(
+      `- Machine: ${m.cores} cores (${m.cpuModel}), ${m.memoryGiB} GiB; Node ${m.node}; onnxruntime-node ${m.onnxruntimeNode}; ` +
+        `@huggingface/transformers ${m.transformers}; BullMQ ${m.bullmq}; Redis ${m.redis}; commit ${m.commit}.`,
+      `- Model: \`inferq/bench-bert-classifier\` (tiny-models, 6 layers x 384, 30,522 vocabulary, fp32), the same folder for every scenario; ${r.threads} intra-op threads everywhere (the worker's THREADS, our session, transformers.js \`session_options.intraOpNumThreads\`).`,
+      `- Inputs: review texts of ${r.inputs.words.min}–${r.inputs.words.max} words (log-uniform; median ${r.inputs.words.p50}, p90 ${r.inputs.words.p90}), built from ${r.inputs.origin === 'shared-data' ? `real sentences of ${r.inputs.sources.join(', ')} in ../shared/data` : 'synthetic sentences (../shared/data absent)'}.` +
+        (r.ceiling ? ` Tokens per text: median ${r.ceiling.tokens.p50}, p90 ${r.ceiling.tokens.p90}, max ${r.ceiling.tokens.max}.` : ''),
+      `- Other processes share this machine (other sessions' builds and test runs): each slice's background load (machine CPU time minus ours, in cores) is measured, a slice taken under too much of it is measured again, and what remains is summarized below; on 2 cores every figure is sensitive to it.`,
+      `- Every figure: median (min–max) over ${R} runs; runs of compared settings are interleaved (ceiling and peer finely: every run is cut into slices that alternate between configurations). Ceiling and peer: ${r.plan.m} texts per run; service: ${r.plan.n} single jobs per run (after ${r.plan.warmup} untimed warm-up jobs). Wall time of this bench: ${(r.wallSeconds / 60).toFixed(1)} min.`,
+      '',
+    );
+  }
+
+  lines.push('## Results', '', '| scenario | median (min–max) | unit |', '|---|---|---|');
+  if (f['ceiling (best)']) lines.push(rowFor(`1. ceiling: raw session.run, best of the sweep (${f['ceiling (best)'].config})`, f['ceiling (best)'], 'texts/s'));
+  else lines.push('| 1. ceiling | not run | |');
+  if (r.scheduler) {
+    for (const name of Object.keys(r.scheduler)) lines.push(rowFor(`2. service, single jobs, ${name}`, f[`service: ${name}`], 'texts/s'));
+  } else lines.push('| 2. service | not run | |');
+  lines.push(`| 2. bulk via the batches API | ${PENDING} | texts/s |`);
+  if (f['peer: per text']) {
+    lines.push(rowFor('3. transformers.js pipeline, per text', f['peer: per text'], 'texts/s'));
+    lines.push(rowFor('3. transformers.js pipeline, arrays of 32', f['peer: arrays of 32'], 'texts/s'));
+  } else lines.push('| 3. peer | not run | |');
+  if (f['API POST /v1/jobs accepted/s']) {
+    lines.push(rowFor('4. API POST /v1/jobs, no worker running (autocannon, 32 connections)', f['API POST /v1/jobs accepted/s'], 'accepted jobs/s', 0));
+    lines.push(rowFor('4. API POST /v1/jobs latency p50', f['API POST p50 latency ms'], 'ms'));
+    lines.push(rowFor('4. API POST /v1/jobs latency p99', f['API POST p99 latency ms'], 'ms'));
+    lines.push(rowFor('4. BullMQ Queue.add in-process, 32 in flight, same Redis', f['BullMQ Queue.add jobs/s'], 'jobs/s', 0));
+    if (f['API (LOG_LEVEL=warn) accepted/s']) lines.push(rowFor('4. (profile) the same API at LOG_LEVEL=warn: no per-request log lines', f['API (LOG_LEVEL=warn) accepted/s'], 'accepted jobs/s', 0));
+  } else lines.push('| 4. submission rate | not run | |');
+  lines.push(`| 5. interactive latency under bulk | ${PENDING} | ms |`);
+  lines.push(`| 5. generation | ${PENDING} | tokens/s |`);
+  lines.push(`| 5. memory of a 100k batch | ${PENDING} | MiB |`);
+  lines.push('');
+
+  lines.push('## Ratios and targets', '', '| ratio | median (min–max) | target | |', '|---|---|---|---|');
+  for (const x of report.ratios) {
+    const verdict = x.informational ? `— (${x.note})` : x.met ? 'met' : 'missed';
+    lines.push(`| ${x.name} | ${fmt(x, 2)} | ≥ ${x.target} | ${verdict} |`);
+  }
+  lines.push(`| bulk via the batches API / ceiling | ${PENDING} | ≥ 0.85 | pending |`);
+  lines.push('');
+  if (tablesOnly) return lines.join('\n');
+
+  if (r.ceiling) {
+    lines.push('## Ceiling sweep (scenario 1)', '', 'Pre-tokenized, pre-padded inputs; `session.run` only. Sorted batches are cut as the static scheduler cuts them (at most 64 inputs).', '');
+    lines.push('| configuration | mean batch | padded / real tokens | texts/s |', '|---|---|---|---|');
+    for (const c of r.ceiling.configs) lines.push(`| ${c.name} | ${c.meanBatch.toFixed(1)} | ${c.paddingRatio.toFixed(2)} | ${fmt(summarize(c.runs))} |`);
+    lines.push('');
+  }
+
+  if (r.scheduler) {
+    lines.push('## Scheduler detail (scenario 2)', '');
+    lines.push('Settings: ' + r.schedulerSettings.map((s) => `**${s.name}**: ${Object.entries(s.env).map(([k, v]) => `${k}=${v}`).join(' ') || 'no batching variables (BATCHING=adaptive, caps MAX_BATCH_SIZE=32, MAX_BATCH_TOKENS=8192, MAX_DELAY_MS=5)'}`).join('; ') + '. Worker concurrency is 2 x MAX_BATCH_SIZE in each.', '');
+    lines.push('| setting | texts/s | texts per service CPU-second | mean batch | padded / real | session busy | batch ms per text | CPU s per 1000 texts: worker / API / Redis / bench client | background load, cores |', '|---|---|---|---|---|---|---|---|---|');
+    for (const [name, runs] of Object.entries(r.scheduler)) {
+      const med = (fn) => summarize(runs.map(fn));
+      const cpu = (k) => med((x) => (x.cpuSeconds[k] / r.plan.n) * 1000).median.toFixed(1);
+      lines.push(
+        `| ${name} | ${fmt(med((x) => x.textsPerSecond))} | ${fmt(med((x) => r.plan.n / (x.cpuSeconds.worker + x.cpuSeconds.api + x.cpuSeconds.redis)))} | ${fmt(med((x) => x.meanBatch))} | ${fmt(med((x) => x.meanPaddingRatio), 2)} | ${fmt(med((x) => x.sessionBusy * 100), 0)}% | ${fmt(med((x) => x.batchMsPerText), 2)} | ${cpu('worker')} / ${cpu('api')} / ${cpu('redis')} / ${cpu('benchClient')} | ${fmt(med((x) => x.backgroundCores), 2)} |`,
+      );
+    }
+    lines.push('');
+  }
+
+  const bg = [];
+  if (r.ceiling?.backgroundCores) bg.push(`ceiling ${fmt(summarize(r.ceiling.backgroundCores), 2)}`);
+  if (r.peer?.backgroundCores) bg.push(`peer ${fmt(summarize(r.peer.backgroundCores), 2)}`);
+  if (r.scheduler) bg.push(`service runs ${fmt(summarize(Object.values(r.scheduler).flat().map((x) => x.backgroundCores)), 2)}`);
+  if (r.submission) bg.push(`submission ${fmt(summarize(r.submission.api.map((x) => x.backgroundCores)), 2)}`);
+  const rerun = r.rerun
+    ? ` A slice measured while other processes used more than ${r.rerun.maxBackgroundCores} cores was measured again (at most ${r.rerun.retries} times); discarded slices: ${JSON.stringify(r.rerun.discardedSlices)}.`
+    : '';
+  lines.push('## Background load', '', `Cores used by other processes while each scenario ran, in the slices kept (median, min–max over runs): ${bg.join('; ')}.${rerun}`, '');
+
+  lines.push('## Profile: where the time goes', '');
+  if (r.ceiling) {
+    lines.push(
+      `- Tokenization (in the worker, at submit): ${r.ceiling.tokenizeMsPerText.toFixed(2)} ms per text; padding a batch (\`padBatch\`): ${r.ceiling.padMsPerBatch.toFixed(2)} ms per batch; ` +
+        `\`session.run\` in the ceiling sweep: ${r.ceiling.sessionMsPerText.toFixed(1)} ms per text on average.`,
+    );
+  }
+  if (r.scheduler) {
+    for (const [name, runs] of Object.entries(r.scheduler)) {
+      const busy = summarize(runs.map((x) => x.sessionBusy)).median;
+      const perText = summarize(runs.map((x) => x.batchMsPerText)).median;
+      lines.push(
+        `- ${name}: the session ran batches ${(busy * 100).toFixed(0)}% of the wall time (the rest: waiting for jobs to arrive and results to be stored); ` +
+          `a batch cost ${perText.toFixed(2)} ms per text inside the worker (padding, session, softmax).`,
+      );
+    }
+  }
+  if (r.submission) {
+    const q = f['API (LOG_LEVEL=warn) CPU µs per request'];
+    lines.push(
+      `- Submission: the API spent ${fmt(f['API CPU µs per request'], 0)} µs of CPU per accepted POST` +
+        (q ? ` at its default LOG_LEVEL=info, ${fmt(q, 0)} µs at LOG_LEVEL=warn (no per-request log lines), which accepted ${fmt(f['API (LOG_LEVEL=warn) accepted/s'], 0)} jobs/s` : '') +
+        `. Per run, cores used by the API / Redis / autocannon: ${r.submission.api.map((x) => `${x.cpuCores.api.toFixed(2)} / ${x.cpuCores.redis.toFixed(2)} / ${x.cpuCores.autocannon.toFixed(2)}`).join('; ')}. ` +
+        `Queue.add in-process: ${fmt(summarize(r.submission.raw.map((x) => x.cpuUsPerAdd)), 0)} µs of CPU per job.`,
+    );
+  }
+  lines.push('');
+  return `${lines.join('\n')}\n`;
+}
