@@ -22,6 +22,11 @@ const Schema = Type.Object({
     default: 'adaptive',
     description: 'adaptive: the three batch limits are caps and the scheduler learns which batch shapes pay on this device; static: the limits as they are',
   }),
+  BACKGROUND_BATCH_TOKENS: Type.Integer({
+    default: 1024,
+    minimum: 1,
+    description: 'Most tokens (after padding) in a batch of bulk inputs only: bounds how long a ticket can wait behind one; raise it on a GPU',
+  }),
   WORKER_CONCURRENCY: Type.Integer({ default: 0, minimum: 0, description: 'Jobs in flight per model queue; 0 = 2 x MAX_BATCH_SIZE' }),
   JOB_LOCK_MS: Type.Integer({
     default: 30_000,

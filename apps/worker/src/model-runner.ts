@@ -115,6 +115,7 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
       maxBatchSize: config.MAX_BATCH_SIZE,
       maxBatchTokens: config.MAX_BATCH_TOKENS,
       maxDelayMs: config.MAX_DELAY_MS,
+      maxBackgroundBatchTokens: config.BACKGROUND_BATCH_TOKENS,
       adaptive: config.BATCHING === 'adaptive',
       onBatch: (stats: BatchStats) => {
         metrics.batchSize.observe({ model: modelId }, stats.size);

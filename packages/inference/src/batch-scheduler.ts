@@ -18,6 +18,12 @@ export interface BatchSchedulerOptions<I, P, O> {
   maxBatchTokens?: number;
   /** Longest an input waits for others to join its batch, in milliseconds. @defaultValue 5 */
   maxDelayMs?: number;
+  /**
+   * Most tokens (after padding) in a batch of background inputs only (priority above 0).
+   * A batch can't be interrupted, so an urgent input that arrives while one runs waits for
+   * it: this bounds that wait. @defaultValue 1024
+   */
+  maxBackgroundBatchTokens?: number;
   /** Called after every batch run, for metrics. */
   onBatch?: (stats: BatchStats) => void;
   /**
@@ -64,7 +70,7 @@ interface Entry<P, O> {
   reject: (reason: unknown) => void;
 }
 
-const DEFAULTS = { maxBatchSize: 32, maxBatchTokens: 8192, maxDelayMs: 5 };
+const DEFAULTS = { maxBatchSize: 32, maxBatchTokens: 8192, maxDelayMs: 5, maxBackgroundBatchTokens: 1024 };
 
 /**
  * Coalesces single inputs into batches for one model session.
@@ -177,6 +183,7 @@ export class BatchScheduler<I, P, O> {
       if (!batch && !this.timer) this.setTimer(Math.max(0, this.opts.maxDelayMs - waited));
     }
     if (!batch) return;
+    batch = this.boundBackground(batch);
     this.clearTimer();
     const taken = new Set(batch);
     this.pending = this.pending.filter((e) => !taken.has(e));
@@ -253,6 +260,18 @@ export class BatchScheduler<I, P, O> {
    * caller its output or error. A batch that throws is split in halves and retried (those
    * callers are settled as their halves finish).
    */
+  /**
+   * A batch of background inputs only is cut to `maxBackgroundBatchTokens` (its shortest
+   * inputs, at least one); the rest stay pending. Batches holding an urgent input are not cut.
+   */
+  private boundBackground(batch: Entry<P, O>[]): Entry<P, O>[] {
+    if (batch.some((e) => e.priority <= 0)) return batch;
+    const sorted = [...batch].sort((a, b) => a.cost - b.cost);
+    let n = 1;
+    while (n < sorted.length && (n + 1) * (sorted[n]?.cost ?? 0) <= this.opts.maxBackgroundBatchTokens) n++;
+    return sorted.slice(0, n);
+  }
+
   private async execute(batch: Entry<P, O>[]): Promise<() => void> {
     const started = performance.now();
     const longest = batch.reduce((m, e) => Math.max(m, e.cost), 0);

@@ -242,6 +242,16 @@ describe('BatchScheduler', () => {
     expect(batches.flat().filter((s) => s.startsWith('bulk'))).toHaveLength(12);
   });
 
+  it.each([false, true])('keeps batches of background inputs small, so an urgent one never waits long (adaptive: %s)', async (adaptive) => {
+    const { scheduler, batches, release } = makeGatedScheduler({ maxBatchSize: 64, maxBatchTokens: 100_000, maxBackgroundBatchTokens: 40, adaptive });
+    await vi.waitFor(() => expect(batches).toHaveLength(1));
+    const bulk = Array.from({ length: 30 }, (_, i) => scheduler.submit(`bulk-${String(i).padStart(3, '0')}`, { priority: 1 })); // 8 tokens each
+    release();
+    await Promise.all(bulk);
+    for (const b of batches.slice(1)) expect(b.length * Math.max(...b.map((s) => s.length))).toBeLessThanOrEqual(40);
+    expect(batches.slice(1).flat()).toHaveLength(30);
+  });
+
   it('rejects invalid limits at construction', () => {
     const base = { prepare: (s: string) => s, cost: () => 1, run: async (b: string[]) => b };
     expect(() => new BatchScheduler({ ...base, maxBatchSize: 0 })).toThrow(/maxBatchSize/);
