@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TextClassificationPipeline } from '@inferq/inference';
-import { BENCH_CLASSIFIER_ID, ensureModel } from '@inferq/tiny-models';
+import { BENCH_CLASSIFIER_ID, BENCH_LLAMA_ID, TINY_CLASSIFIER_ID, ensureModel } from '@inferq/tiny-models';
 import { machineInfo } from './lib/machine.mjs';
 import { renderMarkdown, buildReport } from './lib/report.mjs';
 import { startLoadMeter } from './lib/load.mjs';
@@ -18,12 +18,16 @@ import { createCeiling } from './scenarios/ceiling.mjs';
 import { createPeer } from './scenarios/peer.mjs';
 import { createServiceStacks } from './scenarios/scheduler.mjs';
 import { runSubmission } from './scenarios/submission.mjs';
+import { runBulk } from './scenarios/bulk.mjs';
+import { runInteractive } from './scenarios/interactive.mjs';
+import { runGeneration } from './scenarios/generation.mjs';
+import { runMemory } from './scenarios/memory.mjs';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(BENCH_DIR, '..');
 const MODELS_DIR = join(BENCH_DIR, '.models');
 
-const SCENARIOS = ['ceiling', 'peer', 'scheduler', 'submission'];
+const SCENARIOS = ['ceiling', 'peer', 'scheduler', 'submission', 'bulk', 'interactive', 'generation', 'memory'];
 
 function parseArgs(argv) {
   const args = { quick: false, only: SCENARIOS };
@@ -41,8 +45,14 @@ function parseArgs(argv) {
 const args = parseArgs(process.argv.slice(2));
 const mode = args.quick ? 'quick' : 'full';
 const plan = {
-  quick: { m: 64, budgets: [512, 2048, 8192], n: 150, slices: 2, warmup: 32, repeats: 3, submitSeconds: 2 },
-  full: { m: 800, budgets: [256, 512, 1024, 2048, 4096, 8192], n: 10_000, slices: 10, warmup: 256, repeats: 3, submitSeconds: 15 },
+  quick: {
+    m: 64, budgets: [512, 2048, 8192], n: 150, slices: 2, warmup: 32, repeats: 3, submitSeconds: 2,
+    bulkN: 600, probes: 40, bulkInputs: 5000, memorySizes: [1000, 10_000], genRepeats: 2,
+  },
+  full: {
+    m: 800, budgets: [256, 512, 1024, 2048, 4096, 8192], n: 10_000, slices: 10, warmup: 256, repeats: 3, submitSeconds: 15,
+    bulkN: 10_000, probes: 150, bulkInputs: 50_000, memorySizes: [1000, 100_000], genRepeats: 3,
+  },
 }[mode];
 Object.assign(plan, Object.fromEntries(['repeats', 'n', 'm', 'slices'].filter((k) => args[k]).map((k) => [k, args[k]])));
 const threads = availableParallelism();
@@ -174,6 +184,38 @@ if (args.only.includes('submission')) {
     durationS: plan.submitSeconds,
     repeats: plan.repeats,
     log,
+  });
+}
+
+// Scenarios that need the machine to themselves run one after another, after the rest.
+if (args.only.includes('bulk')) {
+  const texts = reviewTexts(plan.bulkN, { root: ROOT, seed: 7 }).texts;
+  log(`scenario 2 (bulk): ${texts.length} reviews as one batch through the API, Redis and a worker`);
+  results.bulk = await runBulk({ root: ROOT, modelsDir: MODELS_DIR, modelId: BENCH_CLASSIFIER_ID, threads, texts, warmupTexts, repeats: plan.repeats, log });
+}
+if (args.only.includes('interactive')) {
+  const bulkTexts = reviewTexts(plan.bulkInputs, { root: ROOT, seed: 8 }).texts;
+  log(`scenario 6, interactive: ${plan.probes} single jobs at 5/s, idle and under a ${bulkTexts.length}-input batch`);
+  results.interactive = [];
+  for (let r = 0; r < plan.repeats; r++) {
+    results.interactive.push(
+      await runInteractive({ root: ROOT, modelsDir: MODELS_DIR, modelId: BENCH_CLASSIFIER_ID, threads, probeTexts: sampleTexts.slice(0, plan.probes), bulkTexts, rate: 5, log }),
+    );
+  }
+}
+if (args.only.includes('generation')) {
+  const llama = await ensureModel(MODELS_DIR, BENCH_LLAMA_ID);
+  const prompts = sampleTexts.slice(0, 16).map((t) => t.split(' ').slice(0, 24).join(' '));
+  log(`scenario 7, generation: 16 requests x 128 new tokens on ${BENCH_LLAMA_ID}, concurrent vs one at a time`);
+  results.generation = await runGeneration({ modelDir: llama, threads, prompts, newTokens: 128, repeats: plan.genRepeats, log });
+}
+if (args.only.includes('memory')) {
+  await ensureModel(MODELS_DIR, TINY_CLASSIFIER_ID);
+  const pool = reviewTexts(2000, { root: ROOT, seed: 9 }).texts;
+  log(`scenario 8, memory: peak RSS of API and worker for batches of ${plan.memorySizes.join(' and ')} inputs (tiny classifier)`);
+  results.memory = await runMemory({
+    root: ROOT, modelsDir: MODELS_DIR, modelId: TINY_CLASSIFIER_ID, threads, sizes: plan.memorySizes,
+    makeTexts: (n) => Array.from({ length: n }, (_, i) => pool[i % pool.length]), log,
   });
 }
 
