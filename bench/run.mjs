@@ -117,6 +117,7 @@ try {
       threads,
       settings: results.schedulerSettings,
       ourCpuSeconds,
+      log,
     });
     cleanups.push(() => stacks.close());
     interleaved.push(stacks);
@@ -157,7 +158,12 @@ try {
       log(`  run ${r + 1}/${plan.repeats} ${sc.name}: ${await sc.endRun()}; background load ${(b.bg / b.ms).toFixed(2)} cores`);
     }
   }
-  results.rerun = { maxBackgroundCores: MAX_BACKGROUND, retries: RETRIES, discardedSlices: { ...discarded, ...(stacks ? { service: stacks.discarded() } : {}) } };
+  results.rerun = {
+    maxBackgroundCores: MAX_BACKGROUND,
+    retries: RETRIES,
+    discardedSlices: { ...discarded, ...(stacks ? { service: stacks.discarded() } : {}) },
+    serviceRestarts: stacks?.restarts() ?? 0,
+  };
   for (const sc of interleaved) {
     const key = sc.name === 'service' ? 'scheduler' : sc.name;
     results[key] = { ...sc.result() };

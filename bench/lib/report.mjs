@@ -191,7 +191,8 @@ export function renderMarkdown(r, report, { tablesOnly = false } = {}) {
   if (r.scheduler) bg.push(`service runs ${fmt(summarize(Object.values(r.scheduler).flat().map((x) => x.backgroundCores)), 2)}`);
   if (r.submission) bg.push(`submission ${fmt(summarize(r.submission.api.map((x) => x.backgroundCores)), 2)}`);
   const rerun = r.rerun
-    ? ` A slice measured while other processes used more than ${r.rerun.maxBackgroundCores} cores was measured again (at most ${r.rerun.retries} times); discarded slices: ${JSON.stringify(r.rerun.discardedSlices)}.`
+    ? ` A slice measured while other processes used more than ${r.rerun.maxBackgroundCores} cores was measured again (at most ${r.rerun.retries} times); discarded slices: ${JSON.stringify(r.rerun.discardedSlices)}.` +
+      (r.rerun.serviceRestarts ? ` A service process was killed from outside ${r.rerun.serviceRestarts} time(s); its stack was restarted (new queue, warm-up) and the slice measured again.` : '')
     : '';
   lines.push('## Background load', '', `Cores used by other processes while each scenario ran, in the slices kept (median, min–max over runs): ${bg.join('; ')}.${rerun}`, '');
 

@@ -70,23 +70,67 @@ async function scrapeAll(port) {
  * the order), so spells of contention from other processes hit every setting alike; a
  * run's figure for a stack is its texts over the sum of its slices' times.
  */
-export async function createServiceStacks({ root, modelsDir, modelId, texts, warmupTexts, threads, settings, ourCpuSeconds }) {
+export async function createServiceStacks({ root, modelsDir, modelId, texts, warmupTexts, threads, settings, ourCpuSeconds, log = () => {} }) {
   const redis = await redisInfo();
   const stacks = [];
+  let restarts = 0;
+
+  async function start(st) {
+    st.prefix = uniquePrefix('sched');
+    const common = { REDIS_URL, QUEUE_PREFIX: st.prefix, MODELS_DIR: modelsDir };
+    st.api = await startApi(root, { ...common, DEFAULT_MODEL_CLASSIFICATION: modelId });
+    st.worker = await startWorker(root, { ...common, WORKER_MODELS: modelId, THREADS: String(threads), BUILD_TINY_MODELS: 'false', ...st.setting.env });
+  }
+
+  async function stop(st) {
+    await Promise.all([st.api?.proc.stop(), st.worker?.proc.stop()]);
+    await deletePrefix(st.prefix);
+  }
+
+  /** Rejects when the stack's API or worker exits (something outside the bench may kill it). */
+  function died(st) {
+    const exit = (name, proc) =>
+      proc.exited.then((code) => {
+        throw new Error(`${st.setting.name}: ${name} exited with ${code}; last lines:\n${proc.tail.slice(-10).join('\n')}`);
+      });
+    return Promise.race([exit('api', st.api.proc), exit('worker', st.worker.proc)]);
+  }
+
+  /** One slice through one stack: its time, failures, CPU per process, worker metrics and background load. */
+  async function measureSlice(st, slice) {
+    const before = await scrapeAll(st.worker.metricsPort);
+    const p0 = { api: cpuSeconds(st.api.proc.pid), worker: cpuSeconds(st.worker.proc.pid), redis: cpuSeconds(redis.pid) };
+    const self0 = process.cpuUsage();
+    const ours0 = ourCpuSeconds();
+    const meter = startLoadMeter();
+    const start = performance.now();
+    const { failed } = await pushThrough(st.api.url, slice);
+    const ms = performance.now() - start;
+    const { backgroundCores } = meter.stop(ourCpuSeconds() - ours0);
+    const after = await scrapeAll(st.worker.metricsPort);
+    const u = process.cpuUsage(self0);
+    return {
+      ms,
+      failed,
+      backgroundCores,
+      metrics: Object.fromEntries(Object.keys(METRICS).map((key) => [key, after[key] - before[key]])),
+      cpu: {
+        api: cpuSeconds(st.api.proc.pid) - p0.api,
+        worker: cpuSeconds(st.worker.proc.pid) - p0.worker,
+        redis: cpuSeconds(redis.pid) - p0.redis,
+        benchClient: (u.user + u.system) / 1e6,
+      },
+    };
+  }
+
   const close = async () => {
-    for (const st of stacks) {
-      await Promise.all([st.api?.proc.stop(), st.worker?.proc.stop()]);
-      await deletePrefix(st.prefix);
-    }
+    for (const st of stacks) await stop(st);
   };
   try {
     for (const setting of settings) {
-      const prefix = uniquePrefix('sched');
-      const common = { REDIS_URL, QUEUE_PREFIX: prefix, MODELS_DIR: modelsDir };
-      const st = { setting, prefix, runs: [] };
+      const st = { setting, runs: [] };
       stacks.push(st);
-      st.api = await startApi(root, { ...common, DEFAULT_MODEL_CLASSIFICATION: modelId });
-      st.worker = await startWorker(root, { ...common, WORKER_MODELS: modelId, THREADS: String(threads), BUILD_TINY_MODELS: 'false', ...setting.env });
+      await start(st);
     }
   } catch (err) {
     await close();
@@ -102,7 +146,7 @@ export async function createServiceStacks({ root, modelsDir, modelId, texts, war
     },
     async startRun() {
       for (const st of stacks) {
-        st.current = { ms: 0, failed: 0, background: 0, cpu: { worker: 0, api: 0, redis: 0, benchClient: 0 }, before: await scrapeAll(st.worker.metricsPort) };
+        st.current = { ms: 0, failed: 0, background: 0, cpu: { worker: 0, api: 0, redis: 0, benchClient: 0 }, metrics: Object.fromEntries(Object.keys(METRICS).map((k) => [k, 0])) };
       }
     },
     /**
@@ -115,26 +159,31 @@ export async function createServiceStacks({ root, modelsDir, modelId, texts, war
         const st = stacks[(j + k) % stacks.length];
         const c = st.current;
         for (let attempt = 0; ; attempt++) {
-          const p0 = { api: cpuSeconds(st.api.proc.pid), worker: cpuSeconds(st.worker.proc.pid), redis: cpuSeconds(redis.pid) };
-          const self0 = process.cpuUsage();
-          const ours0 = ourCpuSeconds();
-          const meter = startLoadMeter();
-          const start = performance.now();
-          const { failed } = await pushThrough(st.api.url, slice);
-          const ms = performance.now() - start;
-          const { backgroundCores } = meter.stop(ourCpuSeconds() - ours0);
-          if (backgroundCores > maxBackground && attempt < retries) {
+          let measured;
+          try {
+            measured = await Promise.race([measureSlice(st, slice), died(st)]);
+          } catch (err) {
+            if (st.api.proc.child.exitCode === null && st.worker.proc.child.exitCode === null && !st.worker.proc.child.signalCode && !st.api.proc.child.signalCode) throw err;
+            // A process of the stack is gone (killed from outside): start the stack afresh
+            // (new queue, warm-up) and run the slice again.
+            restarts++;
+            log(`  ${err.message}\n  restarting the ${st.setting.name} stack and running its slice again`);
+            await stop(st);
+            await start(st);
+            await pushThrough(st.api.url, warmupTexts);
+            c.restarted = true;
+            attempt--;
+            continue;
+          }
+          if (measured.backgroundCores > maxBackground && attempt < retries) {
             st.discarded = (st.discarded ?? 0) + 1;
             continue;
           }
-          c.ms += ms;
-          c.failed += failed;
-          c.background += backgroundCores * ms;
-          c.cpu.api += cpuSeconds(st.api.proc.pid) - p0.api;
-          c.cpu.worker += cpuSeconds(st.worker.proc.pid) - p0.worker;
-          c.cpu.redis += cpuSeconds(redis.pid) - p0.redis;
-          const u = process.cpuUsage(self0);
-          c.cpu.benchClient += (u.user + u.system) / 1e6;
+          for (const key of Object.keys(METRICS)) c.metrics[key] += measured.metrics[key];
+          for (const key of Object.keys(c.cpu)) c.cpu[key] += measured.cpu[key];
+          c.ms += measured.ms;
+          c.failed += measured.failed;
+          c.background += measured.backgroundCores * measured.ms;
           break;
         }
       }
@@ -143,13 +192,13 @@ export async function createServiceStacks({ root, modelsDir, modelId, texts, war
       const parts = [];
       for (const st of stacks) {
         const c = st.current;
-        const after = await scrapeAll(st.worker.metricsPort);
-        const d = Object.fromEntries(Object.keys(METRICS).map((key) => [key, after[key] - c.before[key]]));
+        const d = c.metrics;
         const wallS = c.ms / 1000;
         const run = {
           textsPerSecond: texts.length / wallS,
           wallS,
           failed: c.failed,
+          restarted: Boolean(c.restarted),
           meanBatch: d.inputs / d.batches,
           meanPaddingRatio: d.padding / d.batches,
           sessionBusy: d.batchSeconds / wallS,
@@ -171,6 +220,9 @@ export async function createServiceStacks({ root, modelsDir, modelId, texts, war
     },
     discarded() {
       return Object.fromEntries(stacks.map((st) => [st.setting.name, st.discarded ?? 0]));
+    },
+    restarts() {
+      return restarts;
     },
     close,
   };

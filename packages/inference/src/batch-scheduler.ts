@@ -256,22 +256,32 @@ export class BatchScheduler<I, P, O> {
   }
 
   /**
+   * Bounds the background inputs (priority above 0) of a batch: they fill it only up to
+   * `maxBackgroundBatchTokens` after padding (or up to what its urgent inputs already cost),
+   * shortest first; the rest stay pending. Urgent inputs are never cut, and a batch of
+   * background inputs keeps at least one. A running batch can't be interrupted, so this
+   * bounds how long an urgent input waits behind bulk work, and keeps bulk work from
+   * slowing the batch that carries an urgent input.
+   */
+  private boundBackground(batch: Entry<P, O>[]): Entry<P, O>[] {
+    const kept = batch.filter((e) => e.priority <= 0);
+    const background = batch.filter((e) => e.priority > 0).sort((a, b) => a.cost - b.cost);
+    let longest = kept.reduce((m, e) => Math.max(m, e.cost), 0);
+    const cap = Math.max(this.opts.maxBackgroundBatchTokens, kept.length * longest);
+    for (const e of background) {
+      const next = Math.max(longest, e.cost);
+      if (kept.length > 0 && (kept.length + 1) * next > cap) break;
+      kept.push(e);
+      longest = next;
+    }
+    return kept;
+  }
+
+  /**
    * Runs one batch; resolves, once the session is free, with a function that hands every
    * caller its output or error. A batch that throws is split in halves and retried (those
    * callers are settled as their halves finish).
    */
-  /**
-   * A batch of background inputs only is cut to `maxBackgroundBatchTokens` (its shortest
-   * inputs, at least one); the rest stay pending. Batches holding an urgent input are not cut.
-   */
-  private boundBackground(batch: Entry<P, O>[]): Entry<P, O>[] {
-    if (batch.some((e) => e.priority <= 0)) return batch;
-    const sorted = [...batch].sort((a, b) => a.cost - b.cost);
-    let n = 1;
-    while (n < sorted.length && (n + 1) * (sorted[n]?.cost ?? 0) <= this.opts.maxBackgroundBatchTokens) n++;
-    return sorted.slice(0, n);
-  }
-
   private async execute(batch: Entry<P, O>[]): Promise<() => void> {
     const started = performance.now();
     const longest = batch.reduce((m, e) => Math.max(m, e.cost), 0);

@@ -252,6 +252,18 @@ describe('BatchScheduler', () => {
     expect(batches.slice(1).flat()).toHaveLength(30);
   });
 
+  it.each([false, true])('does not fill the batch of an urgent input with bulk ones past the background budget (adaptive: %s)', async (adaptive) => {
+    const { scheduler, batches, release } = makeGatedScheduler({ maxBatchSize: 64, maxBatchTokens: 100_000, maxBackgroundBatchTokens: 40, adaptive });
+    await vi.waitFor(() => expect(batches).toHaveLength(1));
+    const bulk = Array.from({ length: 30 }, (_, i) => scheduler.submit(`bulk-${String(i).padStart(3, '0')}`, { priority: 1 })); // 8 tokens each
+    const ticket = scheduler.submit('ticket!!');
+    release();
+    await Promise.all([ticket, ...bulk]);
+    const withTicket = batches.find((b) => b.includes('ticket!!')) ?? [];
+    expect(batches.indexOf(withTicket)).toBe(1);
+    expect(withTicket.length * 8).toBeLessThanOrEqual(40);
+  });
+
   it('rejects invalid limits at construction', () => {
     const base = { prepare: (s: string) => s, cost: () => 1, run: async (b: string[]) => b };
     expect(() => new BatchScheduler({ ...base, maxBatchSize: 0 })).toThrow(/maxBatchSize/);
