@@ -23,7 +23,7 @@ const Schema = Type.Object({
     description: 'adaptive: the three batch limits are caps and the scheduler learns which batch shapes pay on this device; static: the limits as they are',
   }),
   BACKGROUND_BATCH_TOKENS: Type.Integer({
-    default: 1024,
+    default: 512,
     minimum: 1,
     description: 'Most tokens (after padding) in a batch of bulk inputs only: bounds how long a ticket can wait behind one; raise it on a GPU',
   }),

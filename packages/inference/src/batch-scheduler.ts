@@ -70,7 +70,7 @@ interface Entry<P, O> {
   reject: (reason: unknown) => void;
 }
 
-const DEFAULTS = { maxBatchSize: 32, maxBatchTokens: 8192, maxDelayMs: 5, maxBackgroundBatchTokens: 1024 };
+const DEFAULTS = { maxBatchSize: 32, maxBatchTokens: 8192, maxDelayMs: 5, maxBackgroundBatchTokens: 512 };
 
 /**
  * Coalesces single inputs into batches for one model session.
@@ -256,9 +256,9 @@ export class BatchScheduler<I, P, O> {
   }
 
   /**
-   * Bounds the background inputs (priority above 0) of a batch: they fill it only up to
-   * `maxBackgroundBatchTokens` after padding (or up to what its urgent inputs already cost),
-   * shortest first; the rest stay pending. Urgent inputs are never cut, and a batch of
+   * Bounds the background inputs (priority above 0) of a batch: a batch of them only is cut
+   * to `maxBackgroundBatchTokens` after padding, shortest first, and a batch holding an urgent
+   * input takes none; the rest stay pending. Urgent inputs are never cut, and a batch of
    * background inputs keeps at least one. A running batch can't be interrupted, so this
    * bounds how long an urgent input waits behind bulk work, and keeps bulk work from
    * slowing the batch that carries an urgent input.
@@ -267,7 +267,8 @@ export class BatchScheduler<I, P, O> {
     const kept = batch.filter((e) => e.priority <= 0);
     const background = batch.filter((e) => e.priority > 0).sort((a, b) => a.cost - b.cost);
     let longest = kept.reduce((m, e) => Math.max(m, e.cost), 0);
-    const cap = Math.max(this.opts.maxBackgroundBatchTokens, kept.length * longest);
+    // An urgent input's batch takes no background input: every one would make it wait longer.
+    const cap = kept.length > 0 ? kept.length * longest : this.opts.maxBackgroundBatchTokens;
     for (const e of background) {
       const next = Math.max(longest, e.cost);
       if (kept.length > 0 && (kept.length + 1) * next > cap) break;
