@@ -21,7 +21,7 @@ export interface BatchSchedulerOptions<I, P, O> {
   /**
    * Most tokens (after padding) in a batch of background inputs only (priority above 0).
    * A batch can't be interrupted, so an urgent input that arrives while one runs waits for
-   * it: this bounds that wait. @defaultValue 1024
+   * it: this bounds that wait. @defaultValue 512
    */
   maxBackgroundBatchTokens?: number;
   /** Called after every batch run, for metrics. */
