@@ -157,6 +157,10 @@ try {
       background.set(sc.name, list);
       log(`  run ${r + 1}/${plan.repeats} ${sc.name}: ${await sc.endRun()}; background load ${(b.bg / b.ms).toFixed(2)} cores`);
     }
+    // A checkpoint (git-ignored), so a run killed from outside leaves its finished repeats.
+    const checkpoint = Object.fromEntries(interleaved.map((sc) => [sc.name, sc.result()]));
+    await mkdir(join(BENCH_DIR, 'results'), { recursive: true });
+    await writeFile(join(BENCH_DIR, 'results', `${new Date(started).toISOString().slice(0, 10)}-${mode}.tmp`), JSON.stringify({ plan, repeatsDone: r + 1, checkpoint }, null, 2));
   }
   results.rerun = {
     maxBackgroundCores: MAX_BACKGROUND,
