@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { createRedis } from '@inferq/queue';
+import { createRedis, deleteKeysWithPrefix } from '@inferq/queue';
 import { ensureModel, STARTER_SENTIMENT_ID, STARTER_TICKETS_ID } from '@inferq/tiny-models';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -110,12 +110,7 @@ async function deleteKeys(url, prefix) {
   queue = undefined;
   const redis = createRedis(url, 'worker');
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
+    await deleteKeysWithPrefix(redis, prefix);
   } catch (error) {
     console.error(`could not delete the demo's keys (${prefix}:*) from ${url}: ${error.message}`);
   } finally {

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker, type Processor } from 'bullmq';
-import { createRedis, queueNameForModel, type InferenceJobData, type InferenceJobResult } from '@inferq/queue';
+import { createRedis, deleteKeysWithPrefix, queueNameForModel, type InferenceJobData, type InferenceJobResult } from '@inferq/queue';
 import { buildApp, type ApiApp } from '../src/app.js';
 import { loadConfig, type ApiConfig } from '../src/config.js';
 
@@ -35,12 +35,7 @@ export async function makeModelsDir(): Promise<string> {
 export async function deleteKeys(redisUrl: string, prefix: string): Promise<void> {
   const redis = createRedis(redisUrl, 'worker');
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
+    await deleteKeysWithPrefix(redis, prefix);
   } finally {
     await redis.quit();
   }

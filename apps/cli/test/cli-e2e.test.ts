@@ -5,6 +5,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { deleteKeysWithPrefix } from '@inferq/queue';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, startApi, startWorker, type Service } from './helpers.js';
 
@@ -26,12 +27,7 @@ afterAll(async () => {
   await Promise.all([api?.service.stop(), worker?.stop()]);
   const redis = new Redis(REDIS_URL);
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
+    await deleteKeysWithPrefix(redis, prefix);
   } finally {
     redis.disconnect();
   }

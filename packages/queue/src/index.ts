@@ -9,3 +9,4 @@ export * from './webhook-signature.js';
 export * from './webhook-target.js';
 export * from './tickets.js';
 export * from './worker-registry.js';
+export * from './delete-prefix.js';
