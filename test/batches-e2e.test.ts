@@ -1,9 +1,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TextClassificationPipeline } from '@inferq/inference';
+import { bulkQueueNameForModel } from '@inferq/queue';
 import { ensureModel, TINY_CLASSIFIER_ID } from '@inferq/tiny-models';
 import { FINAL_BATCH, ndjsonOf, readBatch, readResults, uploadBatch, waitForBatch } from './support/batches.js';
 import { sample, scrape } from './support/metrics.js';
@@ -152,9 +154,21 @@ describe('bulk batches through the API, Redis and a worker process', () => {
   });
 
   it('past its completion_window a batch runs no more chunks: status expired, finished results readable', async () => {
+    // Hold the bulk queue once some chunks are done, until the window has passed: on a fast
+    // machine the whole batch could otherwise finish inside the window.
+    const bulk = new Queue(bulkQueueNameForModel(TINY_CLASSIFIER_ID), { connection: new Redis(REDIS_URL, { maxRetriesPerRequest: null }), prefix });
     const { status, json } = await uploadBatch(api.url, ndjsonOf(texts), 'task=classification&completion_window=1s');
     expect(status).toBe(202);
     expect(Date.parse(String(json.expires_at)) - Date.parse(String(json.created_at))).toBe(1000);
+    try {
+      await waitForBatch(api.url, json.id, (v) => v.request_counts.completed > 0);
+      await bulk.pause();
+      const left = Date.parse(String(json.expires_at)) - Date.now();
+      if (left > 0) await new Promise((resolve) => setTimeout(resolve, left + 50)); // the window is a time: wait it out
+      await bulk.resume();
+    } finally {
+      await bulk.close();
+    }
     const final = await waitForBatch(api.url, json.id, (v) => FINAL_BATCH.includes(v.status));
     expect(final.status).toBe('expired');
     expect(final.expired_at).not.toBeNull();
