@@ -145,7 +145,9 @@ export function renderMarkdown(r, report, { tablesOnly = false } = {}) {
     lines.push(rowFor(`6. single jobs at 5/s, during a ${n}-input batch: p95`, f['interactive under bulk p95'], 'ms', 0));
   } else lines.push('| 6. interactive latency under bulk | not run | |');
   if (f['generation, 16 concurrent']) {
-    lines.push(rowFor('7. generation, 16 concurrent requests x 128 new tokens (bench llama 6 x 384)', f['generation, 16 concurrent'], 'tokens/s', 0));
+    const sizes = r.generation.batchSizes ?? [];
+    const batches = sizes.length > 0 ? `, batches of ${[...new Set(sizes)].sort((a, b) => b - a).join('/')}` : '';
+    lines.push(rowFor(`7. generation, 16 concurrent requests x 128 new tokens (bench llama 6 x 384, 32k vocabulary${batches})`, f['generation, 16 concurrent'], 'tokens/s', 0));
     lines.push(rowFor('7. generation, the same requests one at a time', f['generation, one at a time'], 'tokens/s', 0));
   } else lines.push('| 7. generation | not run | |');
   if (r.memory) {

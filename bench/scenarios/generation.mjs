@@ -14,16 +14,21 @@ export async function runGeneration({ modelDir, threads, prompts, newTokens = 12
     maxBatchSize: 32,
     maxBatchTokens: 16_384,
     maxDelayMs: 5,
+    onBatch: (stats) => batchSizes.push(stats.size),
   });
   // Exactly `newTokens` each, whatever the random model says (no early end of sequence).
   const requests = () => prompts.map((input) => pipeline.prepare({ input, maxNewTokens: newTokens, minNewTokens: newTokens }));
   const tokens = (outs) => outs.reduce((n, o) => n + o.outputTokens, 0);
   const concurrent = [];
   const sequential = [];
+  /** Sizes of the batches the scheduler ran in the timed concurrent rounds. */
   const batchSizes = [];
-  const onBatch = [];
   try {
-    await pipeline.run(requests().slice(0, 2)); // warm-up
+    // Warm-up, untimed: the session's first runs, and the adaptive policy's first batches
+    // (it tries a few sizes to learn what batches cost on this device, as in the service).
+    await pipeline.run(requests().slice(0, 2));
+    await Promise.all(requests().map((p) => scheduler.submit(p)));
+    batchSizes.length = 0;
     for (let r = 0; r < repeats; r++) {
       let start = performance.now();
       const outs = await Promise.all(requests().map((p) => scheduler.submit(p)));
@@ -38,5 +43,5 @@ export async function runGeneration({ modelDir, threads, prompts, newTokens = 12
     await scheduler.close();
     await pipeline.release();
   }
-  return { concurrent, sequential, requests: prompts.length, newTokens, batchSizes, onBatch };
+  return { concurrent, sequential, requests: prompts.length, newTokens, batchSizes };
 }

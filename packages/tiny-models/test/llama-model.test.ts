@@ -181,4 +181,38 @@ describe('tiny Llama', () => {
     expect(ids[0]).toBe(IDS.imStart);
     expect(ids.filter((id: number) => id === IDS.imEnd)).toHaveLength(2);
   });
+
+  it('pads the embedding and LM head to vocabSize with rows greedy decoding never picks', async () => {
+    const padded = join(root, 'inferq', 'llama-padded');
+    await buildLlama({ ...TINY_LLAMA, vocabSize: 4096, dir: padded });
+    const config = JSON.parse(await readFile(join(padded, 'config.json'), 'utf8'));
+    expect(config.vocab_size).toBe(4096);
+    expect(IDS.tokens).toBeLessThan(4096);
+    // The tokenizer is the same one: padding rows are not tokens.
+    expect(await readFile(join(padded, 'tokenizer.json'), 'utf8')).toBe(await readFile(join(dir, 'tokenizer.json'), 'utf8'));
+    const s = await ort.InferenceSession.create(join(padded, 'onnx', 'model.onnx'));
+    try {
+      const prompt = tokenizer.encode('Where is my order?').ids;
+      const past: Record<string, ort.Tensor> = {};
+      for (let i = 0; i < LAYERS; i++) {
+        past[`past_key_values.${i}.key`] = emptyPast(1, KV_HEADS, HEAD_DIM);
+        past[`past_key_values.${i}.value`] = emptyPast(1, KV_HEADS, HEAD_DIM);
+      }
+      const out = await s.run({
+        input_ids: int64Tensor([prompt]),
+        attention_mask: int64Tensor([prompt.map(() => 1)]),
+        position_ids: int64Tensor([range(prompt.length)]),
+        ...past,
+      });
+      expect((out.logits as ort.Tensor).dims).toEqual([1, prompt.length, 4096]);
+      const row = logitsAt(out.logits as ort.Tensor, -1)[0]!;
+      expect(row.slice(IDS.tokens).every((v) => v === 0)).toBe(true);
+      // The real rows are the unpadded model's: the same logits, so the same greedy token.
+      const alone = (await run([prompt], [prompt.map(() => 1)], [range(prompt.length)])).logits as ort.Tensor;
+      expect(maxAbsDiff([row.slice(0, IDS.tokens)], logitsAt(alone, -1))).toBeLessThan(1e-5);
+      expect(argmax(row)).toBeLessThan(IDS.tokens);
+    } finally {
+      await s.release();
+    }
+  });
 });

@@ -118,8 +118,14 @@ class OrtSession implements Session {
     const out: Record<string, FloatTensor> = {};
     for (const [name, value] of Object.entries(results)) {
       if (value.type !== 'float32') throw new Error(`Output ${name} is ${value.type}; expected float32`);
-      out[name] = { data: new Float32Array(value.data as Float32Array), dims: [...value.dims] };
-      value.dispose();
+      // A CPU output's data is a JS array nobody else holds: keep it (a KV cache is megabytes
+      // per step). Any other location is read into a copy and released.
+      if (value.location === 'cpu') {
+        out[name] = { data: value.data as Float32Array, dims: [...value.dims] };
+      } else {
+        out[name] = { data: new Float32Array((await value.getData()) as Float32Array), dims: [...value.dims] };
+        value.dispose();
+      }
     }
     return out;
   }
