@@ -29,6 +29,63 @@ describe('onnx backend', () => {
     }
   });
 
+  /** A batch of 64 rows of 128 tokens: long enough to outlast many event-loop turns. */
+  function bigBatch() {
+    const n = 64 * 128;
+    const ids = BigInt64Array.from({ length: n }, (_, i) => BigInt(5 + (i % 600)));
+    const ones = new BigInt64Array(n).fill(1n);
+    return {
+      input_ids: { type: 'int64' as const, data: ids, dims: [64, 128] },
+      attention_mask: { type: 'int64' as const, data: ones, dims: [64, 128] },
+      token_type_ids: { type: 'int64' as const, data: new BigInt64Array(n), dims: [64, 128] },
+    };
+  }
+
+  /** Event-loop turns (setImmediate) taken while `work` runs. */
+  async function turnsDuring(work: Promise<unknown>): Promise<number> {
+    let done = false;
+    void work.finally(() => (done = true));
+    let turns = 0;
+    while (!done) {
+      await new Promise((r) => setImmediate(r));
+      turns++;
+    }
+    return turns;
+  }
+
+  it('runs on a thread of its own: the same outputs, and the event loop keeps turning during a run', async () => {
+    const threaded = await createSession(file);
+    const inline = await createSession(file, { thread: false });
+    try {
+      expect(threaded.inputNames).toEqual(inline.inputNames);
+      expect(threaded.inputInfo).toEqual(inline.inputInfo);
+      const feeds = bigBatch();
+      const a = await threaded.run(feeds);
+      const b = await inline.run(feeds);
+      expect(a.logits?.dims).toEqual([64, 2]);
+      expect([...(a.logits?.data ?? [])]).toEqual([...(b.logits?.data ?? [])]);
+      // The caller's inputs are copied, not moved: still there after the run.
+      expect(feeds.input_ids.data.length).toBe(64 * 128);
+      // onnxruntime-node's own run blocks the caller's event loop for the whole run; the
+      // thread's doesn't (a worker keeps fetching jobs and renewing locks meanwhile).
+      expect(await turnsDuring(inline.run(bigBatch()))).toBeLessThanOrEqual(3);
+      expect(await turnsDuring(threaded.run(bigBatch()))).toBeGreaterThan(10);
+    } finally {
+      await threaded.release();
+      await inline.release();
+    }
+  });
+
+  it("rejects a bad run with onnxruntime's message, and a run after release", async () => {
+    const session = await createSession(file);
+    const feeds = bigBatch();
+    await expect(session.run({ ...feeds, attention_mask: { ...feeds.attention_mask, dims: [64, 127] } })).rejects.toThrow(/size\(8128\) does not match/);
+    // The thread is still usable after a failed run.
+    expect((await session.run(feeds)).logits?.dims).toEqual([64, 2]);
+    await session.release();
+    await expect(session.run(feeds)).rejects.toThrow(/session thread exited/);
+  });
+
   it('reports a missing ONNX file by name', async () => {
     await expect(onnxFile('/nonexistent-model')).rejects.toThrow(/onnx\/model\.onnx/);
   });

@@ -1,6 +1,9 @@
 /**
- * The only file that imports onnxruntime-node. Everything else sees {@link Session}.
+ * The only file that imports onnxruntime-node (here, and in the session thread's source
+ * below). Everything else sees {@link Session}.
  */
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 
 export type Device = 'cpu' | 'webgpu' | 'cuda';
@@ -35,6 +38,16 @@ export interface SessionOptions {
   intraOpThreads?: number;
   /** Called once when the requested device can't be used and the session falls back to CPU. */
   onFallback?: (requested: Device, reason: string) => void;
+  /**
+   * Run the graph on a worker thread of its own. onnxruntime-node's `run` is synchronous:
+   * on the caller's thread it blocks that event loop for the whole run, so a worker could
+   * not fetch a job, renew a lock or tokenize the next batch while a batch runs. On a
+   * thread, inputs are copied to it and outputs moved back (no copy). The generating
+   * pipelines default to false: a decoding step is short and the event loop runs between
+   * steps, while copying a KV cache (and an encoder's states) to the thread every step
+   * would cost more than the step. @defaultValue true
+   */
+  thread?: boolean;
 }
 
 export interface Session {
@@ -70,7 +83,8 @@ async function open(path: string, device: Device, intraOpThreads: number): Promi
 }
 
 export async function createSession(path: string, options: SessionOptions = {}): Promise<Session> {
-  const { device, intraOpThreads, onFallback } = { device: 'cpu' as Device, intraOpThreads: 0, ...options };
+  const { device, intraOpThreads, onFallback, thread } = { device: 'cpu' as Device, intraOpThreads: 0, thread: true, ...options };
+  if (thread) return ThreadSession.open(path, device, intraOpThreads, onFallback);
   let used: Device = device;
   let session: ort.InferenceSession;
   try {
@@ -132,5 +146,165 @@ class OrtSession implements Session {
 
   async release(): Promise<void> {
     await this.session.release();
+  }
+}
+
+/** What the session thread answers to `open`. */
+interface OpenedInfo {
+  device: Device;
+  inputNames: string[];
+  outputNames: string[];
+  inputInfo: TensorInfo[];
+}
+
+type Reply = { id: number; ok: unknown } | { id: number; error: string };
+
+/**
+ * The session thread (CommonJS, run with `eval`, so that it needs no file of its own next
+ * to either the TypeScript sources or the build). It opens one session, with the same
+ * options and CPU fallback as {@link createSession}, then runs it on request; outputs go
+ * back as transferred buffers.
+ */
+const THREAD_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const ort = require(workerData.ort);
+let session;
+const options = (device, threads) => ({
+  executionProviders: device === 'cpu' ? ['cpu'] : [device],
+  intraOpNumThreads: threads,
+  interOpNumThreads: 1,
+  graphOptimizationLevel: 'all',
+  logSeverityLevel: 3,
+});
+async function open({ path, device, threads }) {
+  let used = device;
+  let fallback;
+  try {
+    session = await ort.InferenceSession.create(path, options(device, threads));
+  } catch (err) {
+    if (device === 'cpu') throw err;
+    fallback = err && err.message ? err.message : String(err);
+    used = 'cpu';
+    session = await ort.InferenceSession.create(path, options('cpu', threads));
+  }
+  return {
+    device: used,
+    fallback,
+    inputNames: session.inputNames,
+    outputNames: session.outputNames,
+    inputInfo: session.inputMetadata.map((m) => ({ name: m.name, type: m.isTensor ? m.type : undefined, dims: m.isTensor ? [...m.shape] : [] })),
+  };
+}
+async function run({ feeds, outputNames }) {
+  const ortFeeds = {};
+  for (const [name, t] of Object.entries(feeds)) {
+    if (session.inputNames.includes(name)) ortFeeds[name] = new ort.Tensor(t.type, t.data, t.dims);
+  }
+  const results = outputNames ? await session.run(ortFeeds, outputNames) : await session.run(ortFeeds);
+  const out = {};
+  const transfer = new Set();
+  for (const [name, value] of Object.entries(results)) {
+    if (value.type !== 'float32') throw new Error('Output ' + name + ' is ' + value.type + '; expected float32');
+    const data = value.location === 'cpu' ? value.data : new Float32Array(await value.getData());
+    out[name] = { data, dims: [...value.dims] };
+    transfer.add(data.buffer);
+  }
+  return [out, [...transfer]];
+}
+parentPort.on('message', async (msg) => {
+  try {
+    if (msg.op === 'open') parentPort.postMessage({ id: msg.id, ok: await open(msg) });
+    else if (msg.op === 'run') {
+      const [out, transfer] = await run(msg);
+      parentPort.postMessage({ id: msg.id, ok: out }, transfer);
+    } else if (msg.op === 'release') {
+      await session?.release();
+      session = undefined;
+      parentPort.postMessage({ id: msg.id, ok: true });
+    }
+  } catch (err) {
+    parentPort.postMessage({ id: msg.id, error: err && err.message ? err.message : String(err) });
+  }
+});
+`;
+
+/**
+ * A session on a worker thread of its own ({@link SessionOptions.thread}). Calls are
+ * answered in order; the thread holds the process open only while a call is pending.
+ */
+class ThreadSession implements Session {
+  private nextId = 0;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private info!: OpenedInfo;
+  private dead: Error | undefined;
+
+  private constructor(private readonly worker: Worker) {
+    worker.on('message', (reply: Reply) => {
+      const call = this.pending.get(reply.id);
+      if (!call) return;
+      this.pending.delete(reply.id);
+      if (this.pending.size === 0) worker.unref();
+      if ('error' in reply) call.reject(new Error(reply.error));
+      else call.resolve(reply.ok);
+    });
+    const fail = (err: Error): void => {
+      this.dead ??= err;
+      for (const call of this.pending.values()) call.reject(err);
+      this.pending.clear();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`The session thread exited (code ${code})`)));
+    worker.unref();
+  }
+
+  static async open(path: string, device: Device, threads: number, onFallback?: (requested: Device, reason: string) => void): Promise<ThreadSession> {
+    const ortEntry = createRequire(import.meta.url).resolve('onnxruntime-node');
+    const session = new ThreadSession(new Worker(THREAD_SOURCE, { eval: true, workerData: { ort: ortEntry } }));
+    try {
+      const opened = (await session.call({ op: 'open', path, device, threads })) as OpenedInfo & { fallback?: string };
+      if (opened.fallback !== undefined) onFallback?.(device, opened.fallback);
+      session.info = opened;
+      return session;
+    } catch (err) {
+      await session.worker.terminate();
+      throw err;
+    }
+  }
+
+  get device(): Device {
+    return this.info.device;
+  }
+
+  get inputNames(): readonly string[] {
+    return this.info.inputNames;
+  }
+
+  get outputNames(): readonly string[] {
+    return this.info.outputNames;
+  }
+
+  get inputInfo(): readonly TensorInfo[] {
+    return this.info.inputInfo;
+  }
+
+  async run(feeds: Record<string, Tensor>, outputNames?: readonly string[]): Promise<Record<string, FloatTensor>> {
+    const plain: Record<string, Tensor> = {};
+    for (const [name, t] of Object.entries(feeds)) plain[name] = { type: t.type, data: t.data, dims: [...t.dims] };
+    return (await this.call({ op: 'run', feeds: plain, outputNames })) as Record<string, FloatTensor>;
+  }
+
+  async release(): Promise<void> {
+    if (!this.dead) await this.call({ op: 'release' });
+    await this.worker.terminate();
+  }
+
+  private call(message: Record<string, unknown>): Promise<unknown> {
+    if (this.dead) return Promise.reject(this.dead);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.ref();
+      this.worker.postMessage({ ...message, id });
+    });
   }
 }

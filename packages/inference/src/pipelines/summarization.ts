@@ -76,8 +76,8 @@ export class SummarizationPipeline {
     const config = await readModelConfig(dir);
     const [tokenizer, encoder, decoder, generationConfig] = await Promise.all([
       TextTokenizer.load(dir, config.max_position_embeddings),
-      onnxFile(dir, 'encoder_model', options.variant).then((file) => createSession(file, options)),
-      onnxFile(dir, 'decoder_model_merged', options.variant).then((file) => createSession(file, options)),
+      onnxFile(dir, 'encoder_model', options.variant).then((file) => createSession(file, { thread: false, ...options })),
+      onnxFile(dir, 'decoder_model_merged', options.variant).then((file) => createSession(file, { thread: false, ...options })),
       readGenerationConfig(dir),
     ]);
     return new SummarizationPipeline(config, tokenizer, encoder, decoder, generationConfig);

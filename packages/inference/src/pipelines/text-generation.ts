@@ -82,7 +82,7 @@ export class TextGenerationPipeline {
     const config = await readModelConfig(dir);
     const [tokenizer, session, generationConfig] = await Promise.all([
       TextTokenizer.load(dir),
-      firstOnnxFile(dir, ['model', 'decoder_model_merged'], options.variant).then((file) => createSession(file, options)),
+      firstOnnxFile(dir, ['model', 'decoder_model_merged'], options.variant).then((file) => createSession(file, { thread: false, ...options })),
       readGenerationConfig(dir),
     ]);
     return new TextGenerationPipeline(config, tokenizer, session, generationConfig);
