@@ -82,6 +82,15 @@ export function buildReport(r) {
     figures['generation, 16 concurrent'] = summarize(r.generation.concurrent);
     figures['generation, one at a time'] = summarize(r.generation.sequential);
     ratios.push({ name: 'generation tokens/s: 16 concurrent / one at a time', ...summarize(ratioRuns(r.generation.concurrent, r.generation.sequential)), target: 4 });
+    if (r.generation.split) {
+      const { concurrent: c, sequential: q } = r.generation.split;
+      figures['generation profile'] = {
+        prefillMs: { concurrent: summarize(c.map((x) => x.prefillMs)), sequential: summarize(q.map((x) => x.prefillMs)) },
+        decodeMsPerStep: { concurrent: summarize(c.map((x) => x.decodeMs / x.steps)), sequential: summarize(q.map((x) => x.decodeMs / x.steps)) },
+        decodeMs: { concurrent: summarize(c.map((x) => x.decodeMs)), sequential: summarize(q.map((x) => x.decodeMs)) },
+        decodeRatio: summarize(c.map((x, i) => q[i].decodeMs / x.decodeMs)),
+      };
+    }
   }
   if (r.memory && r.memory.length >= 2) {
     const [small, large] = [r.memory[0], r.memory.at(-1)];
@@ -222,6 +231,14 @@ export function renderMarkdown(r, report, { tablesOnly = false } = {}) {
         (q ? ` at its default LOG_LEVEL=info, ${fmt(q, 0)} µs at LOG_LEVEL=warn (no per-request log lines), which accepted ${fmt(f['API (LOG_LEVEL=warn) accepted/s'], 0)} jobs/s` : '') +
         `. Per run, cores used by the API / Redis / autocannon: ${r.submission.api.map((x) => `${x.cpuCores.api.toFixed(2)} / ${x.cpuCores.redis.toFixed(2)} / ${x.cpuCores.autocannon.toFixed(2)}`).join('; ')}. ` +
         `Queue.add in-process: ${fmt(summarize(r.submission.raw.map((x) => x.cpuUsPerAdd)), 0)} µs of CPU per job.`,
+    );
+  }
+  const g = f['generation profile'];
+  if (g) {
+    lines.push(
+      `- Generation, session time: the prompts (prefill) took ${fmt(g.prefillMs.concurrent, 0)} ms as one batch of 16 (left-padded to the longest prompt) vs ${fmt(g.prefillMs.sequential, 0)} ms one at a time: ` +
+        `the same compute, nothing for batching to save. A decoding step took ${fmt(g.decodeMsPerStep.concurrent, 1)} ms for 16 rows vs ${fmt(g.decodeMsPerStep.sequential, 1)} ms for one row; ` +
+        `decoding alone, 16 concurrent / one at a time: ${fmt(g.decodeRatio, 2)}x. The rest of a run is the decoding loop in JS (logits processors, argmax over 32,000 logits per row).`,
     );
   }
   lines.push('');

@@ -21,6 +21,27 @@ export async function runGeneration({ modelDir, threads, prompts, newTokens = 12
   const tokens = (outs) => outs.reduce((n, o) => n + o.outputTokens, 0);
   const concurrent = [];
   const sequential = [];
+  // Profile: session time split into prefill (the prompts) and decoding steps, per mode.
+  const split = { concurrent: [], sequential: [] };
+  let current;
+  const run = pipeline.session.run.bind(pipeline.session);
+  pipeline.session.run = async (feeds, ...rest) => {
+    const t0 = performance.now();
+    const out = await run(feeds, ...rest);
+    if (current) {
+      const ms = performance.now() - t0;
+      if ((feeds.input_ids?.dims[1] ?? 1) > 1) current.prefillMs += ms;
+      else {
+        current.decodeMs += ms;
+        current.steps++;
+      }
+    }
+    return out;
+  };
+  const measure = (mode) => {
+    current = { prefillMs: 0, decodeMs: 0, steps: 0 };
+    split[mode].push(current);
+  };
   /** Sizes of the batches the scheduler ran in the timed concurrent rounds. */
   const batchSizes = [];
   try {
@@ -30,18 +51,21 @@ export async function runGeneration({ modelDir, threads, prompts, newTokens = 12
     await Promise.all(requests().map((p) => scheduler.submit(p)));
     batchSizes.length = 0;
     for (let r = 0; r < repeats; r++) {
+      measure('concurrent');
       let start = performance.now();
       const outs = await Promise.all(requests().map((p) => scheduler.submit(p)));
       concurrent.push((tokens(outs) / (performance.now() - start)) * 1000);
+      measure('sequential');
       start = performance.now();
       const alone = [];
       for (const p of requests()) alone.push(...(await pipeline.run([p])));
       sequential.push((tokens(alone) / (performance.now() - start)) * 1000);
+      current = undefined;
       log(`generation run ${r + 1}/${repeats}: ${concurrent.at(-1).toFixed(0)} tokens/s concurrent, ${sequential.at(-1).toFixed(0)} one at a time`);
     }
   } finally {
     await scheduler.close();
     await pipeline.release();
   }
-  return { concurrent, sequential, requests: prompts.length, newTokens, batchSizes };
+  return { concurrent, sequential, requests: prompts.length, newTokens, batchSizes, split };
 }
