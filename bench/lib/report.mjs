@@ -236,8 +236,8 @@ export function renderMarkdown(r, report, { tablesOnly = false } = {}) {
   const g = f['generation profile'];
   if (g) {
     lines.push(
-      `- Generation, session time: the prompts (prefill) took ${fmt(g.prefillMs.concurrent, 0)} ms as one batch of 16 (left-padded to the longest prompt) vs ${fmt(g.prefillMs.sequential, 0)} ms one at a time: ` +
-        `the same compute, nothing for batching to save. A decoding step took ${fmt(g.decodeMsPerStep.concurrent, 1)} ms for 16 rows vs ${fmt(g.decodeMsPerStep.sequential, 1)} ms for one row; ` +
+      `- Generation, session time: the prompts (prefill) took ${fmt(g.prefillMs.concurrent, 0)} ms as one batch of 16 (left-padded to the longest prompt) vs ${fmt(g.prefillMs.sequential, 0)} ms one at a time ` +
+        `(compute-bound either way: batching saves little there). A decoding step took ${fmt(g.decodeMsPerStep.concurrent, 1)} ms for 16 rows vs ${fmt(g.decodeMsPerStep.sequential, 1)} ms for one row; ` +
         `decoding alone, 16 concurrent / one at a time: ${fmt(g.decodeRatio, 2)}x. The rest of a run is the decoding loop in JS (logits processors, argmax over 32,000 logits per row).`,
     );
   }
