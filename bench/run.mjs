@@ -1,4 +1,4 @@
-// inferq benchmarks. `npm run bench` (full, about an hour on 2 cores) or
+// inferq benchmarks. `npm run bench` (full: about 2 h on 2 cores with the default 3 repeats, 85 min with --repeats=2) or
 // `npm run bench -- --quick` (a few minutes). Writes bench/results/<date>.md and .json
 // (`<date>-quick.*` for --quick). Options: --only=ceiling,scheduler,peer,submission
 // --repeats=N --n=N (texts per service run) --m=N (texts for ceiling and peer)
