@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import { deleteKeysWithPrefix } from '@inferq/queue';
 import { ensureModel, TINY_CLASSIFIER_ID } from '@inferq/tiny-models';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -68,15 +69,6 @@ async function startApi(env) {
   return { child, url };
 }
 
-async function deletePrefix(redis, prefix) {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== '0');
-}
-
 const modelsDir = await mkdtemp(join(tmpdir(), 'inferq-bench-memory-'));
 await ensureModel(modelsDir, TINY_CLASSIFIER_ID);
 const redis = new Redis(REDIS_URL);
@@ -112,7 +104,7 @@ try {
     } finally {
       child.kill('SIGTERM');
       await new Promise((resolve) => child.once('exit', resolve));
-      await deletePrefix(redis, prefix);
+      await deleteKeysWithPrefix(redis, prefix);
     }
   }
 } finally {

@@ -223,7 +223,7 @@ export function llamaGenerationConfig(preset: LlamaPreset = {}): Record<string, 
  */
 export function llamaOnnx(preset: LlamaPreset = {}): Uint8Array {
   const o = resolve(preset);
-  const vocab = llamaSpecialTokenIds(o).vocabSize;
+  const { vocabSize: vocab, imEnd, tokens } = llamaSpecialTokenIds(o);
   const g = new GraphBuilder('main_graph');
   const l = new Layers(g, o.seed);
   const H = o.hiddenSize;
@@ -250,7 +250,6 @@ export function llamaOnnx(preset: LlamaPreset = {}): Uint8Array {
     g.output(`present.${i}.value`, ElemType.float32, dims);
   }
 
-  const { imEnd, tokens } = llamaSpecialTokenIds(o);
   const embedData = new Float32Array(vocab * H);
   // Padding rows past the tokenizer's tokens stay zero (logit 0: never the greedy pick).
   fillNormal(embedData.subarray(0, tokens * H), streamRng(o.seed, 'model.embed_tokens.weight'), EMBEDDING_LOGIT_SPREAD / Math.sqrt(H));

@@ -193,16 +193,11 @@ describe('tiny Llama', () => {
     const s = await ort.InferenceSession.create(join(padded, 'onnx', 'model.onnx'));
     try {
       const prompt = tokenizer.encode('Where is my order?').ids;
-      const past: Record<string, ort.Tensor> = {};
-      for (let i = 0; i < LAYERS; i++) {
-        past[`past_key_values.${i}.key`] = emptyPast(1, KV_HEADS, HEAD_DIM);
-        past[`past_key_values.${i}.value`] = emptyPast(1, KV_HEADS, HEAD_DIM);
-      }
       const out = await s.run({
         input_ids: int64Tensor([prompt]),
         attention_mask: int64Tensor([prompt.map(() => 1)]),
         position_ids: int64Tensor([range(prompt.length)]),
-        ...past,
+        ...emptyPasts(1),
       });
       expect((out.logits as ort.Tensor).dims).toEqual([1, prompt.length, 4096]);
       const row = logitsAt(out.logits as ort.Tensor, -1)[0]!;

@@ -72,14 +72,19 @@ export function availableDevices(): Device[] {
     .filter((name) => known.includes(name));
 }
 
-async function open(path: string, device: Device, intraOpThreads: number): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(path, {
+/** The session options for a device, the same on the caller's thread and on a session thread. */
+function ortOptions(device: Device, intraOpThreads: number): ort.InferenceSession.SessionOptions {
+  return {
     executionProviders: device === 'cpu' ? ['cpu'] : [device],
     intraOpNumThreads: intraOpThreads,
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
-  });
+  };
+}
+
+async function open(path: string, device: Device, intraOpThreads: number): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(path, ortOptions(device, intraOpThreads));
 }
 
 export async function createSession(path: string, options: SessionOptions = {}): Promise<Session> {
@@ -151,7 +156,6 @@ class OrtSession implements Session {
 
 /** What the session thread answers to `open`. */
 interface OpenedInfo {
-  device: Device;
   inputNames: string[];
   outputNames: string[];
   inputInfo: TensorInfo[];
@@ -161,35 +165,16 @@ type Reply = { id: number; ok: unknown } | { id: number; error: string };
 
 /**
  * The session thread (CommonJS, run with `eval`, so that it needs no file of its own next
- * to either the TypeScript sources or the build). It opens one session, with the same
- * options and CPU fallback as {@link createSession}, then runs it on request; outputs go
- * back as transferred buffers.
+ * to either the TypeScript sources or the build). It opens one session with the options it
+ * is sent, then runs it on request; outputs go back as transferred buffers.
  */
 const THREAD_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const ort = require(workerData.ort);
 let session;
-const options = (device, threads) => ({
-  executionProviders: device === 'cpu' ? ['cpu'] : [device],
-  intraOpNumThreads: threads,
-  interOpNumThreads: 1,
-  graphOptimizationLevel: 'all',
-  logSeverityLevel: 3,
-});
-async function open({ path, device, threads }) {
-  let used = device;
-  let fallback;
-  try {
-    session = await ort.InferenceSession.create(path, options(device, threads));
-  } catch (err) {
-    if (device === 'cpu') throw err;
-    fallback = err && err.message ? err.message : String(err);
-    used = 'cpu';
-    session = await ort.InferenceSession.create(path, options('cpu', threads));
-  }
+async function open({ path, options }) {
+  session = await ort.InferenceSession.create(path, options);
   return {
-    device: used,
-    fallback,
     inputNames: session.inputNames,
     outputNames: session.outputNames,
     inputInfo: session.inputMetadata.map((m) => ({ name: m.name, type: m.isTensor ? m.type : undefined, dims: m.isTensor ? [...m.shape] : [] })),
@@ -237,6 +222,7 @@ class ThreadSession implements Session {
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private info!: OpenedInfo;
   private dead: Error | undefined;
+  private used: Device = 'cpu';
 
   private constructor(private readonly worker: Worker) {
     worker.on('message', (reply: Reply) => {
@@ -261,9 +247,14 @@ class ThreadSession implements Session {
     const ortEntry = createRequire(import.meta.url).resolve('onnxruntime-node');
     const session = new ThreadSession(new Worker(THREAD_SOURCE, { eval: true, workerData: { ort: ortEntry } }));
     try {
-      const opened = (await session.call({ op: 'open', path, device, threads })) as OpenedInfo & { fallback?: string };
-      if (opened.fallback !== undefined) onFallback?.(device, opened.fallback);
-      session.info = opened;
+      try {
+        session.info = (await session.call({ op: 'open', path, options: ortOptions(device, threads) })) as OpenedInfo;
+        session.used = device;
+      } catch (err) {
+        if (device === 'cpu') throw err;
+        onFallback?.(device, err instanceof Error ? err.message : String(err));
+        session.info = (await session.call({ op: 'open', path, options: ortOptions('cpu', threads) })) as OpenedInfo;
+      }
       return session;
     } catch (err) {
       await session.worker.terminate();
@@ -272,7 +263,7 @@ class ThreadSession implements Session {
   }
 
   get device(): Device {
-    return this.info.device;
+    return this.used;
   }
 
   get inputNames(): readonly string[] {
@@ -288,9 +279,8 @@ class ThreadSession implements Session {
   }
 
   async run(feeds: Record<string, Tensor>, outputNames?: readonly string[]): Promise<Record<string, FloatTensor>> {
-    const plain: Record<string, Tensor> = {};
-    for (const [name, t] of Object.entries(feeds)) plain[name] = { type: t.type, data: t.data, dims: [...t.dims] };
-    return (await this.call({ op: 'run', feeds: plain, outputNames })) as Record<string, FloatTensor>;
+    // Structured clone copies the feeds' arrays: the caller keeps its own.
+    return (await this.call({ op: 'run', feeds, outputNames })) as Record<string, FloatTensor>;
   }
 
   async release(): Promise<void> {
