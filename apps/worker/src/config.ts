@@ -47,7 +47,16 @@ const Schema = Type.Object({
   WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false, description: 'Let webhooks reach loopback, private and link-local addresses' }),
   WEBHOOK_ATTEMPTS: Type.Integer({ default: 10, minimum: 1, maximum: 100, description: 'Deliveries tried per webhook before giving up' }),
   WEBHOOK_BACKOFF_MS: Type.Integer({ default: 2000, minimum: 1, description: 'First webhook retry delay, doubled on each retry (milliseconds)' }),
-  WEBHOOK_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, description: 'Longest one webhook delivery may take (milliseconds)' }),
+  WEBHOOK_TIMEOUT_MS: Type.Integer({
+    default: 10_000,
+    minimum: 100,
+    description: 'Longest one webhook delivery may take in total, connect to last byte read (milliseconds); a slow receiver is cut here',
+  }),
+  WEBHOOK_MAX_RESPONSE_BYTES: Type.Integer({
+    default: 4096,
+    minimum: 0,
+    description: 'Most bytes of a receiver\'s answer read; then its socket is destroyed (an endless body holds nothing)',
+  }),
 });
 
 export type WorkerConfig = Omit<Static<typeof Schema>, 'WORKER_MODELS'> & {

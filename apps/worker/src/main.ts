@@ -59,6 +59,7 @@ if (config.WEBHOOK_SECRET) {
       secret: config.WEBHOOK_SECRET,
       allowPrivate: config.WEBHOOK_ALLOW_PRIVATE,
       timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+      maxResponseBytes: config.WEBHOOK_MAX_RESPONSE_BYTES,
     },
     logger,
   );
