@@ -42,6 +42,14 @@ function configSchema(cwd: string) {
     MAX_NEW_TOKENS: Type.Integer({ minimum: 1, maximum: 32_768, default: 512 }),
     /** Longest long-poll (`GET /v1/jobs/:id?wait=N`), in seconds. */
     MAX_WAIT_SECONDS: Type.Number({ minimum: 0, maximum: 600, default: 30 }),
+    /** Longest life of one event stream (`GET /v1/jobs/:id/events`), in seconds; then it ends and `EventSource` reconnects. */
+    SSE_MAX_SECONDS: Type.Number({ minimum: 1, maximum: 86_400, default: 300 }),
+    /** Reconnect delay sent to `EventSource` clients (`retry:`), in milliseconds. */
+    SSE_RETRY_MS: Type.Integer({ minimum: 1, maximum: 600_000, default: 2000 }),
+    /** Event streams one client (IP address) may hold open at once; past it, 429 `INFERQ_ERR_TOO_MANY_STREAMS`. */
+    MAX_STREAMS_PER_CLIENT: Type.Integer({ minimum: 1, default: 16 }),
+    /** Long-polls (`?wait=N` on jobs and tickets) one client (IP address) may hold at once; past it, 429 `INFERQ_ERR_TOO_MANY_WAITS`. */
+    MAX_WAITS_PER_CLIENT: Type.Integer({ minimum: 1, default: 256 }),
     /** Largest request body, in bytes. */
     BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 1_048_576 }),
     /** How long finished jobs stay readable, in seconds. */

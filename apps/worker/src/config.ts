@@ -33,6 +33,16 @@ const Schema = Type.Object({
     minimum: 1000,
     description: 'Lock on a running job, renewed while it runs; a dead worker\'s jobs return to the queue this long after it died (milliseconds)',
   }),
+  SHUTDOWN_GRACE_MS: Type.Integer({
+    default: 25_000,
+    minimum: 0,
+    description: 'On SIGTERM/SIGINT: how long running jobs may take to finish; then they go back to waiting for another worker (milliseconds)',
+  }),
+  MODEL_LOAD_RETRY_MS: Type.Integer({
+    default: 1000,
+    minimum: 0,
+    description: 'Wait before retrying a model task that failed to load, doubled on each failure up to 60 s (milliseconds)',
+  }),
   BUILD_TINY_MODELS: Type.Boolean({ default: true, description: 'Build a missing inferq/tiny-* model instead of failing' }),
   METRICS_PORT: Type.Integer({ default: 9464, minimum: 0, maximum: 65535, description: 'Port of /metrics (Prometheus); 0 picks a free one' }),
   METRICS_HOST: Type.String({ default: '127.0.0.1', description: 'Address /metrics listens on' }),
@@ -47,7 +57,16 @@ const Schema = Type.Object({
   WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false, description: 'Let webhooks reach loopback, private and link-local addresses' }),
   WEBHOOK_ATTEMPTS: Type.Integer({ default: 10, minimum: 1, maximum: 100, description: 'Deliveries tried per webhook before giving up' }),
   WEBHOOK_BACKOFF_MS: Type.Integer({ default: 2000, minimum: 1, description: 'First webhook retry delay, doubled on each retry (milliseconds)' }),
-  WEBHOOK_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, description: 'Longest one webhook delivery may take (milliseconds)' }),
+  WEBHOOK_TIMEOUT_MS: Type.Integer({
+    default: 10_000,
+    minimum: 100,
+    description: 'Longest one webhook delivery may take in total, connect to last byte read (milliseconds); a slow receiver is cut here',
+  }),
+  WEBHOOK_MAX_RESPONSE_BYTES: Type.Integer({
+    default: 4096,
+    minimum: 0,
+    description: 'Most bytes of a receiver\'s answer read; then its socket is destroyed (an endless body holds nothing)',
+  }),
 });
 
 export type WorkerConfig = Omit<Static<typeof Schema>, 'WORKER_MODELS'> & {

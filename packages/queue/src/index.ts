@@ -2,6 +2,7 @@ export * from './connection.js';
 export * from './job-data.js';
 export * from './job-options.js';
 export * from './job-view.js';
+export * from './job-view-reader.js';
 export * from './names.js';
 export * from './batch-jobs.js';
 export * from './batch-store.js';
