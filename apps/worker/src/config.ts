@@ -1,9 +1,10 @@
 import { resolve } from 'node:path';
 import Type, { type Static } from 'typebox';
 import envSchema from 'env-schema';
+import { assertClusterPrefix } from '@inferq/queue';
 
 const Schema = Type.Object({
-  REDIS_URL: Type.String({ default: 'redis://127.0.0.1:6379', description: 'Redis connection URL' }),
+  REDIS_URL: Type.String({ default: 'redis://127.0.0.1:6379', description: 'Redis connection URL; `redis-cluster://host:port,host:port` for a Redis Cluster' }),
   QUEUE_PREFIX: Type.String({ default: 'inferq', minLength: 1, description: 'BullMQ key prefix; `{inferq}` for Redis Cluster' }),
   MODELS_DIR: Type.String({ default: 'models', description: 'Folder of models, `<org>/<name>` each' }),
   WORKER_MODELS: Type.String({
@@ -64,6 +65,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     .map((m) => m.trim())
     .filter(Boolean);
   if (models.length === 0) throw new Error('WORKER_MODELS names no model');
+  assertClusterPrefix(raw.REDIS_URL, raw.QUEUE_PREFIX);
   const { WORKER_MODELS: _unused, ...rest } = raw;
   return {
     ...rest,
