@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
+import type { RedisClient } from './connection.js';
 import {
   BATCH_STATUSES,
   FINAL_BATCH_STATUSES,
@@ -87,17 +88,23 @@ export class StagingLineError extends Error {
 }
 
 const SCRIPTS = {
-  /** KEYS: ids hash, chunk key. ARGV: ttl ms, chunk data, first line, id1, id2... → 0, or {index, earlier line} of a duplicate. */
+  /**
+   * KEYS: ids hash, chunk key. ARGV: ttl ms, chunk data, n, id1..idn, line1..linen → 0, or
+   * {index, earlier line} of a duplicate. HMGET goes in slices: Lua's `unpack` fails past
+   * about 8,000 values, and a chunk may hold 10,000 inputs.
+   */
   inferqBatchStage: {
     keys: 2,
     lua: `
-local n = #ARGV - 3
-local seen = redis.call('HMGET', KEYS[1], unpack(ARGV, 4))
-for i = 1, n do
-  if seen[i] then return {i, tonumber(seen[i])} end
+local n = tonumber(ARGV[3])
+for s = 1, n, 1000 do
+  local e = math.min(s + 999, n)
+  local seen = redis.call('HMGET', KEYS[1], unpack(ARGV, 3 + s, 3 + e))
+  for i = 1, #seen do
+    if seen[i] then return {s + i - 1, tonumber(seen[i])} end
+  end
 end
-local first = tonumber(ARGV[3])
-for i = 1, n do redis.call('HSET', KEYS[1], ARGV[3 + i], first + i - 1) end
+for i = 1, n do redis.call('HSET', KEYS[1], ARGV[3 + i], ARGV[3 + n + i]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[1])
 return 0`,
@@ -153,13 +160,20 @@ export type ChunkLine = { custom_id: string; result: unknown } | { custom_id: st
 
 const PIPELINE_CHUNK = 500;
 
+/** Staged chunks gone from Redis before their batch could start: the batch is not created. */
+export class StagingLostError extends Error {
+  constructor(readonly chunks: number[]) {
+    super(`${chunks.length} staged chunk(s) of the upload are gone from Redis (first: chunk ${chunks[0]})`);
+  }
+}
+
 /**
  * The batch records (see {@link BatchRecord} for the key layout). One instance per Redis
  * connection: the API's producer connection or a worker's.
  */
 export class BatchStore {
   constructor(
-    readonly redis: Redis,
+    readonly redis: RedisClient,
     readonly prefix: string,
   ) {
     for (const [name, { keys, lua }] of Object.entries(SCRIPTS)) {
@@ -197,9 +211,38 @@ export class BatchStore {
   }
 
   /** @internal used by {@link BatchStager} */
-  async stageChunk(stage: string, chunk: number, ids: string[], lines: Buffer, firstLine: number, ttlMs: number): Promise<[number, number] | undefined> {
-    const result = await this.script('inferqBatchStage')(this.stageIdsKey(stage), this.stageKey(stage, chunk), ttlMs, lines, firstLine, ...ids);
+  async stageChunk(stage: string, chunk: number, ids: string[], data: Buffer, lines: number[], ttlMs: number): Promise<[number, number] | undefined> {
+    // custom_ids are hash fields as JSON text: Redis stores UTF-8, where every lone surrogate
+    // would become U+FFFD and two different ids collide; JSON escapes them (`\ud800`) instead.
+    const fields = ids.map((id) => JSON.stringify(id));
+    const result = await this.script('inferqBatchStage')(this.stageIdsKey(stage), this.stageKey(stage, chunk), ttlMs, data, ids.length, ...fields, ...lines);
     return Array.isArray(result) ? [Number(result[0]), Number(result[1])] : undefined;
+  }
+
+  /**
+   * Sets the expiry of a staging (its chunks and its duplicate-check hash) to `ttlMs` from now,
+   * so an upload that goes on for hours keeps what it staged first. Resolves with the indexes
+   * of the chunks that are gone.
+   */
+  async touchStage(stage: string, chunks: number, ttlMs: number): Promise<number[]> {
+    await this.redis.pexpire(this.stageIdsKey(stage), ttlMs);
+    return this.expireStage(stage, chunks, (pipeline, key) => pipeline.pexpire(key, ttlMs));
+  }
+
+  /** Applies `expire` to each chunk key of a staging; resolves with the chunks whose key is gone. */
+  private async expireStage(stage: string, chunks: number, expire: (pipeline: ChainableCommander, key: string) => unknown): Promise<number[]> {
+    const missing: number[] = [];
+    for (let c = 0; c < chunks; c += PIPELINE_CHUNK) {
+      const pipeline = this.redis.pipeline();
+      const end = Math.min(chunks, c + PIPELINE_CHUNK);
+      for (let k = c; k < end; k++) expire(pipeline, this.stageKey(stage, k));
+      const replies = (await pipeline.exec()) ?? [];
+      replies.forEach(([err, set], i) => {
+        if (err) throw err;
+        if (set !== 1) missing.push(c + i);
+      });
+    }
+    return missing;
   }
 
   /** Deletes a staging: its chunks and its duplicate-check hash. */
@@ -236,6 +279,10 @@ export class BatchStore {
       webhook_url: batch.webhookUrl ?? '',
       expired_chunks: 0,
     };
+    // The staged chunks become the batch's inputs: keep them as long as the batch, and never
+    // start a batch with one missing (a staging lost in Redis, e.g. to eviction).
+    const missing = await this.expireStage(staged.stage, staged.chunks, (pipeline, key) => pipeline.pexpireat(key, keepUntil));
+    if (missing.length > 0) throw new StagingLostError(missing);
     const created = await this.script('inferqBatchCreate')(
       this.batchKey(batch.id),
       this.indexKey(),
@@ -245,12 +292,6 @@ export class BatchStore {
       ...Object.entries(fields).flat(),
     );
     if (Number(created) !== 1) return false;
-    // The staged chunks are the batch's inputs now: keep them as long as the batch.
-    for (let c = 0; c < staged.chunks; c += PIPELINE_CHUNK) {
-      const pipeline = this.redis.pipeline();
-      for (let k = c; k < Math.min(staged.chunks, c + PIPELINE_CHUNK); k++) pipeline.pexpireat(this.stageKey(staged.stage, k), keepUntil);
-      await pipeline.exec();
-    }
     await this.redis.del(this.stageIdsKey(staged.stage));
     return true;
   }
@@ -443,15 +484,33 @@ export class BatchStager {
   readonly stage = randomUUID().replaceAll('-', '');
   private buffer: Buffer[] = [];
   private bufferIds = new Map<string, number>();
-  private firstLine = 0;
   private chunks = 0;
   private total = 0;
+  private refresher: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly store: BatchStore,
     readonly chunkSize: number,
     private readonly ttlMs: number,
   ) {}
+
+  /**
+   * Staged keys expire `ttlMs` after they were last touched, so an upload abandoned halfway
+   * (the API died) leaves nothing for long; while the upload goes on (however slowly, or
+   * paused), every staged key is touched three times per `ttlMs`.
+   */
+  private keepAlive(): void {
+    if (this.refresher) return;
+    this.refresher = setInterval(() => {
+      void this.store.touchStage(this.stage, this.chunks, this.ttlMs).catch(() => undefined);
+    }, Math.max(1, Math.floor(this.ttlMs / 3)));
+    this.refresher.unref();
+  }
+
+  private stopKeepAlive(): void {
+    clearInterval(this.refresher);
+    this.refresher = undefined;
+  }
 
   /** Inputs added so far. */
   get count(): number {
@@ -465,7 +524,6 @@ export class BatchStager {
   async add(customId: string, input: string, line: number, raw?: Buffer): Promise<void> {
     const earlier = this.bufferIds.get(customId);
     if (earlier !== undefined) throw new StagingLineError(line, `custom_id ${JSON.stringify(customId)} was already used on line ${earlier}`);
-    if (this.buffer.length === 0) this.firstLine = line;
     this.buffer.push(raw ?? Buffer.from(JSON.stringify({ custom_id: customId, input })));
     this.bufferIds.set(customId, line);
     this.total++;
@@ -480,7 +538,8 @@ export class BatchStager {
     this.buffer = [];
     this.bufferIds = new Map();
     this.chunks++;
-    const duplicate = await this.store.stageChunk(this.stage, this.chunks - 1, ids, data, this.firstLine, this.ttlMs);
+    this.keepAlive();
+    const duplicate = await this.store.stageChunk(this.stage, this.chunks - 1, ids, data, lines, this.ttlMs);
     if (duplicate) {
       const [index, earlier] = duplicate;
       throw new StagingLineError(lines[index - 1] ?? 0, `custom_id ${JSON.stringify(ids[index - 1])} was already used on line ${earlier}`);
@@ -490,11 +549,13 @@ export class BatchStager {
   /** Stages what is buffered and returns the staging. */
   async finish(): Promise<StagedBatch> {
     await this.flush();
+    this.stopKeepAlive();
     return { stage: this.stage, chunks: this.chunks, chunkSize: this.chunkSize, total: this.total };
   }
 
   /** Deletes everything staged. */
   async discard(): Promise<void> {
+    this.stopKeepAlive();
     this.buffer = [];
     this.bufferIds = new Map();
     await this.store.discardStage(this.stage, this.chunks);
