@@ -44,6 +44,16 @@ const Schema = Type.Object({
     maximum: 64,
     description: 'Chunk jobs of bulk batches in flight per model; few, so that single jobs find the scheduler free',
   }),
+  REAPER_INTERVAL_MS: Type.Integer({
+    default: 60_000,
+    minimum: 100,
+    description: 'How often the batch reaper runs (one worker at a time): expires batches past their window with no worker, resumes stuck ones, removes orphaned jobs (milliseconds)',
+  }),
+  BATCH_STUCK_MS: Type.Integer({
+    default: 600_000,
+    minimum: 1000,
+    description: 'How long a batch may stay validating (or cancelling with no flow) before the reaper takes it over (milliseconds)',
+  }),
   WEBHOOK_SECRET: Type.String({ default: '', description: 'Key of the webhooks\' Inferq-Signature HMAC; empty: this worker sends no webhooks (they wait in the queue)' }),
   WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false, description: 'Let webhooks reach loopback, private and link-local addresses' }),
   WEBHOOK_ATTEMPTS: Type.Integer({ default: 10, minimum: 1, maximum: 100, description: 'Deliveries tried per webhook before giving up' }),

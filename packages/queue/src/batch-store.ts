@@ -46,6 +46,8 @@ export interface BatchRecord {
   webhookUrl: string | undefined;
   /** Chunks not run because the completion window had passed. */
   expiredChunks: number;
+  /** Chunks not run because the batch was cancelled. */
+  cancelledChunks: number;
   /** Status timestamps, in milliseconds. */
   times: Partial<Record<TimestampField, number>>;
 }
@@ -109,15 +111,28 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[1])
 return 0`,
   },
-  /** KEYS: batch hash, index. ARGV: keep-until ms, created ms, id, field, value, ... → 1 created, 0 exists. */
+  /**
+   * KEYS: batch hash, index. ARGV: keep-until ms, created ms, id, field, value, ... → 1 created, 0 exists.
+   * The index lives as long as its longest-kept batch (an index from before it had a TTL keeps none).
+   */
   inferqBatchCreate: {
     keys: 2,
     lua: `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+local ttl = redis.call('PTTL', KEYS[2])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+if ttl == -2 or (ttl >= 0 and tonumber(ARGV[2]) + ttl < tonumber(ARGV[1])) then redis.call('PEXPIREAT', KEYS[2], ARGV[1]) end
 return 1`,
+  },
+  /** KEYS: index. ARGV: until ms, now ms. Extends the index's expiry to `until` when it has one that ends sooner. */
+  inferqBatchIndexKeep: {
+    keys: 1,
+    lua: `
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl >= 0 and tonumber(ARGV[2]) + ttl < tonumber(ARGV[1]) then redis.call('PEXPIREAT', KEYS[1], ARGV[1]) end
+return ttl`,
   },
   /** KEYS: batch hash. ARGV: to, timestamp field, now ms, from1, from2... → the status after (false: no batch). */
   inferqBatchTransition: {
@@ -134,7 +149,7 @@ end
 return status`,
   },
   /**
-   * KEYS: batch hash, out key, stage key. ARGV: lines, completed, failed, expired (0|1).
+   * KEYS: batch hash, out key, stage key. ARGV: lines, completed, failed, expired (0|1), cancelled (0|1).
    * → 1 written, 0 already written, -1 no batch.
    */
   inferqBatchFinishChunk: {
@@ -148,6 +163,7 @@ redis.call('DEL', KEYS[3])
 redis.call('HINCRBY', KEYS[1], 'completed', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'failed', ARGV[3])
 if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[1], 'expired_chunks', 1) end
+if ARGV[5] == '1' then redis.call('HINCRBY', KEYS[1], 'cancelled_chunks', 1) end
 return 1`,
   },
 } as const;
@@ -203,6 +219,45 @@ export class BatchStore {
 
   stageIdsKey(stage: string): string {
     return `${this.prefix}:batch-stage:${stage}:ids`;
+  }
+
+  /** While an attempt runs a chunk, this key says so (see {@link holdChunk}). */
+  runKey(id: string, chunk: number): string {
+    return `${this.prefix}:batch:${id}:run:${chunk}`;
+  }
+
+  /**
+   * Marks chunk `chunk` as being run by an attempt for `ttlMs`; the attempt renews it while it
+   * runs and deletes it once its results are written. The finalizer waits for a chunk so marked
+   * instead of writing its error lines: BullMQ can fail a chunk job (stalled too often) while
+   * an attempt still runs, and that attempt's results must win.
+   */
+  async holdChunk(id: string, chunk: number, ttlMs: number): Promise<void> {
+    await this.redis.set(this.runKey(id, chunk), '1', 'PX', ttlMs);
+  }
+
+  async releaseChunk(id: string, chunk: number): Promise<void> {
+    await this.redis.del(this.runKey(id, chunk));
+  }
+
+  /**
+   * How long to wait, in milliseconds, for the attempts still running chunks of the batch that
+   * have no results yet: the longest remaining hold, 0 when none runs.
+   */
+  async runningChunksMs(id: string, chunks: number): Promise<number> {
+    let longest = 0;
+    for (let c = 0; c < chunks; c += PIPELINE_CHUNK) {
+      const pipeline = this.redis.pipeline();
+      const end = Math.min(chunks, c + PIPELINE_CHUNK);
+      for (let k = c; k < end; k++) pipeline.exists(this.outKey(id, k)).pttl(this.runKey(id, k));
+      const replies = (await pipeline.exec()) ?? [];
+      for (let i = 0; i < replies.length; i += 2) {
+        const written = replies[i]?.[1] === 1;
+        const ttl = Number(replies[i + 1]?.[1] ?? -2);
+        if (!written && ttl > longest) longest = ttl;
+      }
+    }
+    return longest;
   }
 
   /** Starts staging the inputs of a new batch, `chunkSize` per chunk. */
@@ -278,6 +333,7 @@ export class BatchStore {
       metadata: batch.metadata ? JSON.stringify(batch.metadata) : '',
       webhook_url: batch.webhookUrl ?? '',
       expired_chunks: 0,
+      cancelled_chunks: 0,
     };
     // The staged chunks become the batch's inputs: keep them as long as the batch, and never
     // start a batch with one missing (a staging lost in Redis, e.g. to eviction).
@@ -334,7 +390,7 @@ export class BatchStore {
     stage: string,
     chunk: number,
     lines: readonly ChunkLine[],
-    counts: { completed: number; failed: number; expired?: boolean },
+    counts: { completed: number; failed: number; expired?: boolean; cancelled?: boolean },
   ): Promise<'written' | 'exists' | 'gone'> {
     const body = lines.map((line) => JSON.stringify(line)).join('\n') + '\n';
     const result = Number(
@@ -346,6 +402,7 @@ export class BatchStore {
         counts.completed,
         counts.failed,
         counts.expired ? 1 : 0,
+        counts.cancelled ? 1 : 0,
       ),
     );
     return result === 1 ? 'written' : result === 0 ? 'exists' : 'gone';
@@ -435,8 +492,9 @@ export class BatchStore {
     }
     record = await this.get(id);
     if (!record) return undefined;
+    // A cancel that came after every chunk had run (before this finalization) cancelled nothing.
     const final: BatchStatus =
-      record.status === 'cancelling'
+      record.status === 'cancelling' && record.cancelledChunks > 0
         ? 'cancelled'
         : record.expiredChunks > 0
           ? 'expired'
@@ -452,6 +510,7 @@ export class BatchStore {
   async keepFor(id: string, chunks: number, stage: string, until: number): Promise<void> {
     await this.redis.hset(this.batchKey(id), 'keep_until', until);
     await this.redis.pexpireat(this.batchKey(id), until);
+    await this.script('inferqBatchIndexKeep')(this.indexKey(), until, Date.now());
     for (let c = 0; c < chunks; c += PIPELINE_CHUNK) {
       const pipeline = this.redis.pipeline();
       for (let k = c; k < Math.min(chunks, c + PIPELINE_CHUNK); k++) {
@@ -588,6 +647,7 @@ function parseRecord(hash: Record<string, string>): BatchRecord | undefined {
     metadata: hash.metadata ? (JSON.parse(hash.metadata) as BatchMetadata) : null,
     webhookUrl: hash.webhook_url || undefined,
     expiredChunks: int(hash.expired_chunks),
+    cancelledChunks: int(hash.cancelled_chunks),
     times,
   };
 }
