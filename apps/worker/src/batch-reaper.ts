@@ -127,7 +127,7 @@ export class BatchReaper {
     await this.reapBatches(now, report);
     await this.reapOrphanJobs(report);
     const webhooks = this.queue(WEBHOOKS_QUEUE);
-    for (const type of ['wait', 'delayed', 'prioritized', 'completed', 'failed'] as const) {
+    for (const type of ['wait', 'paused', 'delayed', 'prioritized', 'completed', 'failed'] as const) {
       report.staleWebhooks += (await webhooks.clean(this.options.webhookMaxAgeMs, 1000, type)).length;
     }
     return report;
