@@ -3,6 +3,7 @@ import type { ChainableCommander } from 'ioredis';
 import type { RedisClient } from './connection.js';
 import {
   BATCH_STATUSES,
+  ERRORS,
   FINAL_BATCH_STATUSES,
   type BatchMetadata,
   type BatchStatus,
@@ -483,10 +484,15 @@ export class BatchStore {
         const chunk = c + k;
         const inputs = await this.readChunk(record.stage, chunk);
         if (!inputs) continue;
-        const error = { code: 'INFERQ_ERR_INFERENCE_FAILED', message: 'Inference failed: the chunk holding this input could not be run' };
+        // Cancelled while this chunk never ran: its inputs were cancelled; otherwise its job failed.
+        const cancelled = record.status === 'cancelling';
+        const error = cancelled
+          ? { code: 'INFERQ_ERR_BATCH_CANCELLED', message: ERRORS.INFERQ_ERR_BATCH_CANCELLED.message }
+          : { code: 'INFERQ_ERR_INFERENCE_FAILED', message: 'Inference failed: the chunk holding this input could not be run' };
         await this.finishChunk(id, record.stage, chunk, inputs.map(([customId]) => ({ custom_id: customId, error })), {
           completed: 0,
-          failed: inputs.length,
+          failed: cancelled ? 0 : inputs.length,
+          cancelled,
         });
       }
     }
