@@ -41,7 +41,7 @@ export class BatchFinalizer {
       const record = await store.finalize(job.data.batch);
       if (!record) return 'gone';
       log.info(
-        { workerId: worker.id, jobId: job.id, status: record.status, total: record.total, completed: record.completed, failed: record.failed },
+        { workerId: worker.id, jobId: job.id, batch: record.id, status: record.status, total: record.total, completed: record.completed, failed: record.failed },
         'batch ended',
       );
       if (record.webhookUrl) await outbox.send(record.id, record.webhookUrl, `batch.${record.status}` as WebhookEvent, toBatchView(record));
