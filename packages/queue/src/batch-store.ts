@@ -18,12 +18,14 @@ import {
  * |---|---|---|
  * | `P:batch:<id>` | hash | the batch: settings, status, timestamps, counters (`HINCRBY` as chunks end) |
  * | `P:batch:<id>:out:<c>` | string | chunk `c`'s result lines (JSONL, input order), written once when it ends |
+ * | `P:batch:<id>:run:<c>` | string | present while an attempt runs chunk `c` (renewed; the finalizer waits for it) |
  * | `P:batch-index` | sorted set | batch ids scored by creation time, for listing |
  * | `P:batch-stage:<sid>:<c>` | string | chunk `c`'s inputs, NDJSON `{custom_id, input}` lines, from upload until the chunk ends |
  * | `P:batch-stage:<sid>:ids` | hash | custom_id → line, while an upload is parsed (duplicate check) |
  *
  * Every key of a batch expires at its `keep_until` (created: `expires_at` + retention; once
- * final: the end + retention). For each chunk exactly one of its staging and its result key
+ * final: the end + retention); a staging not yet a batch expires `ttlMs` after it was last
+ * touched, and the index with its longest-kept batch. For each chunk exactly one of its staging and its result key
  * exists: the script that writes the results deletes the inputs.
  */
 export interface BatchRecord {
