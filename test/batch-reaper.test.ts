@@ -94,6 +94,15 @@ describe('the batch reaper', () => {
     expect((await store.get(young))?.status).toBe('validating');
   });
 
+  it('fails a batch stuck validating whose staged chunk was lost from Redis, rather than run it with results cut short', async () => {
+    const id = await recordWithoutFlow(3, 120_000);
+    const record = await store.get(id);
+    await redis.del(store.stageKey(record?.stage ?? '', 0));
+    await reaper.reapOnce();
+    expect((await store.get(id))?.status).toBe('failed');
+    expect(await redis.exists(store.stageKey(record?.stage ?? '', 1))).toBe(0);
+  });
+
   it('finalizes a batch cancelled before its flow was added: cancelled, its inputs marked so', async () => {
     const id = await recordWithoutFlow(3, 120_000);
     expect(await store.transition(id, 'cancelling', ['validating'])).toBe('cancelling');

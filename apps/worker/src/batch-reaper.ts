@@ -1,6 +1,6 @@
 import { FlowProducer, Queue, Worker, type Job } from 'bullmq';
 import type { Logger } from 'pino';
-import { ERRORS, FINAL_BATCH_STATUSES, type ErrorDetail, type WebhookEvent } from '@inferq/contracts';
+import { ERRORS, FINAL_BATCH_STATUSES, type BatchStatus, type ErrorDetail, type WebhookEvent } from '@inferq/contracts';
 import {
   BATCHES_QUEUE,
   BatchStore,
@@ -138,16 +138,25 @@ export class BatchReaper {
     for (let start = 0; ; ) {
       const ids = await this.redis.zrange(index, start, start + PAGE - 1);
       if (ids.length === 0) return;
+      // One round trip a page for what decides whether a batch needs anything.
+      const pipeline = this.redis.pipeline();
+      for (const id of ids) pipeline.hmget(this.store.batchKey(id), 'status', 'created_at', 'expires_at');
+      const replies = (await pipeline.exec()) ?? [];
       const gone: string[] = [];
-      for (const id of ids) {
-        const record = await this.store.get(id);
-        if (!record) gone.push(id);
-        else if (!FINAL_BATCH_STATUSES.includes(record.status)) {
-          try {
-            await this.reapBatch(record, now, report);
-          } catch (err) {
-            this.log.error({ err, batch: id }, 'reaper could not handle a batch');
-          }
+      for (const [i, id] of ids.entries()) {
+        const [status, createdAt, expiresAt] = (replies[i]?.[1] as (string | null)[] | undefined) ?? [];
+        if (!status) {
+          gone.push(id);
+          continue;
+        }
+        if (FINAL_BATCH_STATUSES.includes(status as BatchStatus)) continue;
+        const stuck = now - Number(createdAt) >= this.options.stuckAfterMs && (status === 'validating' || status === 'cancelling');
+        if (!stuck && now < Number(expiresAt)) continue;
+        try {
+          const record = await this.store.get(id);
+          if (record) await this.reapBatch(record, now, report);
+        } catch (err) {
+          this.log.error({ err, batch: id }, 'reaper could not handle a batch');
         }
       }
       if (gone.length > 0) await this.redis.zrem(index, ...gone);
@@ -160,7 +169,16 @@ export class BatchReaper {
     const parent = await this.queue(BATCHES_QUEUE).getJob(batchJobId(record.id, record.stage));
     const stuck = now - record.createdAt >= this.options.stuckAfterMs;
     if (record.status === 'validating' && stuck) {
-      // The API stopped between the record and the flow (or before `in_progress`).
+      // The API stopped between the record and the flow (or before `in_progress`). Its staged
+      // chunks live as long as the record; one lost from Redis anyway fails the batch rather than
+      // let it end with results cut short.
+      const lost = await this.store.lostChunks(record);
+      if (lost.length > 0) {
+        await this.store.transition(record.id, 'failed', ['validating'], now);
+        await this.store.discardStage(record.stage, record.chunks);
+        this.log.error({ batch: record.id, lost: lost.length }, 'a batch stuck validating lost staged chunks: failed');
+        return;
+      }
       await addBatchFlow(this.flows, this.redis, record, { prefix: this.options.prefix, retentionSeconds: record.retentionSeconds });
       await this.store.transition(record.id, 'in_progress', ['validating'], now);
       report.resumed++;

@@ -355,6 +355,22 @@ export class BatchStore {
     return true;
   }
 
+  /** The chunks of a batch with neither inputs nor results in Redis (lost, e.g. to eviction). */
+  async lostChunks(record: BatchRecord): Promise<number[]> {
+    const lost: number[] = [];
+    for (let c = 0; c < record.chunks; c += PIPELINE_CHUNK) {
+      const pipeline = this.redis.pipeline();
+      const end = Math.min(record.chunks, c + PIPELINE_CHUNK);
+      for (let k = c; k < end; k++) pipeline.exists(this.stageKey(record.stage, k), this.outKey(record.id, k));
+      const replies = (await pipeline.exec()) ?? [];
+      replies.forEach(([err, found], i) => {
+        if (err) throw err;
+        if (found === 0) lost.push(c + i);
+      });
+    }
+    return lost;
+  }
+
   /** The batch record, or undefined when there is none (never made, or past its retention). */
   async get(id: string): Promise<BatchRecord | undefined> {
     const hash = await this.redis.hgetall(this.batchKey(id));
