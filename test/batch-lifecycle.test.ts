@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -54,6 +55,17 @@ const finalBatch = (app: ApiApp, id: string, timeoutMs = 30_000) => until(() => 
 async function results(app: ApiApp, id: string): Promise<ResultLine[]> {
   const res = await app.inject({ method: 'GET', url: `/v1/batches/${id}/results` });
   return res.body.split('\n').filter(Boolean).map((line) => JSON.parse(line) as ResultLine);
+}
+
+async function scanKeys(pattern: string): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    found.push(...keys);
+  } while (cursor !== '0');
+  return found;
 }
 
 /** Makes `runner.run` wait for `gate` on the input `text` (telling `entered` it got there). */
@@ -132,6 +144,37 @@ describe('a bulk batch end to end (issue 14)', () => {
     expect(second.id).toBe(first.id);
     const final = await finalBatch(shortLived, second.id);
     expect(final).toMatchObject({ status: 'completed', request_counts: { total: 3, completed: 3 } });
+  });
+});
+
+describe('uploads through to results (issue 14)', () => {
+  it('an upload paused longer than the staging TTL completes with every result, none cut off', async () => {
+    // 300 ms stands for the hour a staged chunk lives untouched.
+    const slowApi = await stack.api({ BATCH_CHUNK_SIZE: '2', BATCH_STAGING_TTL_MS: '300' });
+    const line = (i: number) => `${JSON.stringify({ custom_id: `r${i}`, input: `review number ${i}` })}\n`;
+    async function* pausingClient() {
+      yield line(0) + line(1) + line(2);
+      // Chunk 0 is staged once line 3 starts it; then the client stalls for several TTLs.
+      await until(() => scanKeys(`${stack.prefix}:batch-stage:*:0`), (k) => k.length > 0, 10_000, 'chunk 0');
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      yield line(3) + line(4);
+    }
+    const res = await slowApi.inject({ method: 'POST', url: '/v1/batches?task=classification', payload: Readable.from(pausingClient()), headers: { 'content-type': 'application/x-ndjson' } });
+    expect(res.statusCode, res.body).toBe(202);
+    const view = res.json() as BatchView;
+    const final = await finalBatch(slowApi, view.id);
+    expect(final).toMatchObject({ status: 'completed', request_counts: { total: 5, completed: 5, failed: 0 } });
+    expect((await results(slowApi, view.id)).map((l) => l.custom_id)).toEqual(['r0', 'r1', 'r2', 'r3', 'r4']);
+  });
+
+  it('BATCH_CHUNK_SIZE=10000 (the largest allowed): a batch of 10,001 inputs runs to the end', async () => {
+    const bigChunks = await stack.api({ BATCH_CHUNK_SIZE: '10000' });
+    const view = await postBatch(bigChunks, Array.from({ length: 10_001 }, (_, i) => `short review ${i % 50}`));
+    const final = await finalBatch(bigChunks, view.id, 100_000);
+    expect(final).toMatchObject({ status: 'completed', request_counts: { total: 10_001, completed: 10_001, failed: 0 } });
+    const lines = await results(bigChunks, view.id);
+    expect(lines).toHaveLength(10_001);
+    expect(lines.at(-1)?.custom_id).toBe('r10000');
   });
 });
 
