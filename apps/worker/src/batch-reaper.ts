@@ -234,7 +234,9 @@ export class BatchReaper {
       const queue = this.queue(name);
       for (const type of ['wait', 'prioritized', 'delayed', 'waiting-children', 'completed', 'failed', 'paused'] as const) {
         for (let start = 0; ; ) {
-          const jobs = (await queue.getJobs([type], start, start + PAGE - 1)).filter((job): job is Job => Boolean(job));
+          // Oldest first: orphans are the old jobs, so a page with none ends the walk of this
+          // list and a run stays short however many recent jobs a queue holds.
+          const jobs = (await queue.getJobs([type], start, start + PAGE - 1, true)).filter((job): job is Job => Boolean(job));
           if (jobs.length === 0) break;
           const pipeline = this.redis.pipeline();
           for (const job of jobs) pipeline.exists(this.store.batchKey(String((job.data as { batch?: string }).batch)));
@@ -245,6 +247,7 @@ export class BatchReaper {
             if ((await queue.remove(job.id, { removeChildren: true })) === 1) removed++;
           }
           report.orphanJobs += removed;
+          if (removed === 0) break;
           start += jobs.length - removed;
         }
       }
