@@ -84,30 +84,26 @@ export class ChunkWorker {
 
       const task = record.task as TaskName;
       const hold = holdWhileRunning(store, batch, chunk, config.JOB_LOCK_MS);
-      let lines: ChunkLine[];
-      let written: Awaited<ReturnType<BatchStore['finishChunk']>>;
       let retryable: unknown;
-      try {
-        lines = await Promise.all(
-          inputs.map(async ([customId, input]): Promise<ChunkLine> => {
-            try {
-              return { custom_id: customId, result: await runner.run(task, input, record.parameters, { priority: BULK_PRIORITY }) };
-            } catch (err) {
-              if (err instanceof JobError && err.retryable) retryable ??= err;
-              return { custom_id: customId, error: errorDetail(err) };
-            }
-          }),
-        );
-        // A failure that a retry could fix (a model that could not load yet) retries the chunk
-        // while it has attempts left, instead of becoming a permanent error line.
-        if (retryable && job.attemptsMade + 1 < (job.opts.attempts ?? 1)) throw retryable;
-        const failed = lines.filter((line) => 'error' in line).length;
-        written = await store.finishChunk(batch, stage, chunk, lines, { completed: lines.length - failed, failed });
-      } finally {
-        await hold.release();
-      }
+      const lines: ChunkLine[] = await Promise.all(
+        inputs.map(async ([customId, input]): Promise<ChunkLine> => {
+          try {
+            return { custom_id: customId, result: await runner.run(task, input, record.parameters, { priority: BULK_PRIORITY }) };
+          } catch (err) {
+            if (err instanceof JobError && err.retryable) retryable ??= err;
+            return { custom_id: customId, error: errorDetail(err) };
+          }
+        }),
+      );
       const failed = lines.filter((line) => 'error' in line).length;
       const completed = lines.length - failed;
+      // A failure that a retry could fix (a model that could not load yet) retries the chunk
+      // while it has attempts left, instead of becoming a permanent error line.
+      if (retryable && job.attemptsMade + 1 < (job.opts.attempts ?? 1)) {
+        await hold.release();
+        throw retryable;
+      }
+      const written = await store.finishChunk(batch, stage, chunk, lines, { completed, failed }).finally(() => hold.release());
       if (written !== 'written') return { completed: 0, failed: 0, skipped: inputs.length };
       metrics.jobs.inc({ model: modelId, status: 'succeeded' }, completed);
       if (failed > 0) {
