@@ -77,6 +77,17 @@ describe('the batch reaper', () => {
     expect(await bulk.getJobCountByTypes('waiting', 'delayed', 'prioritized')).toBe(0);
   });
 
+  it('ends a cancel where no worker serves the model: cancelled, its queued chunks taken out', async () => {
+    const view = (await api.inject({ method: 'POST', url: '/v1/batches', payload: { task: 'classification', model: UNSERVED, inputs: inputs(3) } })).json() as BatchView;
+    await api.inject({ method: 'POST', url: `/v1/batches/${view.id}/cancel` });
+    await reaper.reapOnce();
+    const final = await until(() => readBatch(view.id), (v) => v.status !== 'cancelling', 30_000, 'the batch');
+    expect(final.status).toBe('cancelled');
+    expect(new Set((await results(view.id)).map((l) => l.error?.code))).toEqual(new Set(['INFERQ_ERR_BATCH_CANCELLED']));
+    const record = await store.get(view.id);
+    expect(await queue(bulkQueueNameForModel(UNSERVED)).getJob(chunkJobId(view.id, record?.stage ?? '', 0))).toBeUndefined();
+  });
+
   it('resumes a batch stuck validating (the API died before its flow): it goes in_progress with every chunk queued', async () => {
     const id = await recordWithoutFlow(3, 120_000);
     expect((await store.get(id))?.status).toBe('validating');

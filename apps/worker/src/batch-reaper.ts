@@ -64,10 +64,12 @@ const CANCELLED: ErrorDetail = { code: 'INFERQ_ERR_BATCH_CANCELLED', message: ER
  * A run, over the batch index and the bulk queues batches were queued on:
  * - an id whose record is gone leaves the index;
  * - a `validating` batch older than `stuckAfterMs` gets its flow added again (ids are stable, so
- *   nothing is added twice) and goes `in_progress`; a `cancelling` one with no flow is finalized;
- * - a batch past `expires_at`: each chunk with no results whose job is not running is taken out
- *   of its queue and gets `INFERQ_ERR_BATCH_EXPIRED` lines; once every chunk has results the
- *   batch is finalized (`expired`) and its webhook queued, even with no worker for its model;
+ *   nothing is added twice) and goes `in_progress`;
+ * - a batch past `expires_at`, or `cancelling`: each chunk with no results whose job is not
+ *   running is taken out of its queue and gets `INFERQ_ERR_BATCH_EXPIRED` (or `_CANCELLED`)
+ *   lines; once every chunk has results the batch is finalized (`expired`, `cancelled`) and its
+ *   webhook queued, even with no worker for its model (a cancelling batch with no flow waits
+ *   `stuckAfterMs` first: the API may still be adding it);
  * - chunk and parent jobs whose batch record is gone (past retention) are removed, in any state
  *   but active; webhook deliveries older than `webhookMaxAgeMs` are dropped.
  */
@@ -150,8 +152,8 @@ export class BatchReaper {
           continue;
         }
         if (FINAL_BATCH_STATUSES.includes(status as BatchStatus)) continue;
-        const stuck = now - Number(createdAt) >= this.options.stuckAfterMs && (status === 'validating' || status === 'cancelling');
-        if (!stuck && now < Number(expiresAt)) continue;
+        const stuck = status === 'validating' && now - Number(createdAt) >= this.options.stuckAfterMs;
+        if (!stuck && status !== 'cancelling' && now < Number(expiresAt)) continue;
         try {
           const record = await this.store.get(id);
           if (record) await this.reapBatch(record, now, report);
@@ -185,8 +187,11 @@ export class BatchReaper {
       this.log.warn({ batch: record.id }, 'resumed a batch stuck validating');
       return;
     }
-    const cancelledWithoutFlow = record.status === 'cancelling' && !parent && stuck;
-    if (now < record.expiresAt && !cancelledWithoutFlow) return;
+    // A cancelled batch's chunks not yet taken would only be skipped: take them out now, so the
+    // cancel ends even where no worker serves the model (a batch cancelled while validating has
+    // no flow at all: left to the API creating it until it is stuck).
+    if (record.status === 'cancelling' && !parent && !stuck) return;
+    if (now < record.expiresAt && record.status !== 'cancelling') return;
     const bulk = this.queue(bulkQueueNameForModel(record.model));
     const lines = record.status === 'cancelling' ? CANCELLED : EXPIRED;
     let pending = 0;
