@@ -26,6 +26,23 @@ const CANCELLED: ErrorDetail = { code: 'INFERQ_ERR_BATCH_CANCELLED', message: ER
 const EXPIRED: ErrorDetail = { code: 'INFERQ_ERR_BATCH_EXPIRED', message: ERRORS.INFERQ_ERR_BATCH_EXPIRED.message };
 
 /**
+ * Marks a chunk as being run ({@link BatchStore.holdChunk}) for twice the job lock, renewed at
+ * half the lock, until `release`.
+ */
+function holdWhileRunning(store: BatchStore, batch: string, chunk: number, lockMs: number): { release(): Promise<void> } {
+  const hold = () => store.holdChunk(batch, chunk, 2 * lockMs).catch(() => undefined);
+  void hold();
+  const timer = setInterval(hold, Math.max(1, Math.floor(lockMs / 2)));
+  timer.unref();
+  return {
+    async release() {
+      clearInterval(timer);
+      await store.releaseChunk(batch, chunk).catch(() => undefined);
+    },
+  };
+}
+
+/**
  * Runs the chunk jobs of bulk batches for one model: a BullMQ Worker on `bulk--org--name`
  * with a small concurrency (a few chunks in flight), apart from the model's single jobs.
  * Each input of a chunk goes through the model's runner, so through the same batch scheduler
@@ -60,24 +77,33 @@ export class ChunkWorker {
       if (cancelled || expired) {
         const error = cancelled ? CANCELLED : EXPIRED;
         const lines = inputs.map(([customId]) => ({ custom_id: customId, error }));
-        await store.finishChunk(batch, stage, chunk, lines, { completed: 0, failed: 0, expired });
+        await store.finishChunk(batch, stage, chunk, lines, { completed: 0, failed: 0, expired, cancelled });
         jobLog.debug({ chunk, reason: cancelled ? 'cancelled' : 'expired' }, 'chunk not run');
         return { completed: 0, failed: 0, skipped: inputs.length };
       }
 
       const task = record.task as TaskName;
+      const hold = holdWhileRunning(store, batch, chunk, config.JOB_LOCK_MS);
+      let retryable: unknown;
       const lines: ChunkLine[] = await Promise.all(
         inputs.map(async ([customId, input]): Promise<ChunkLine> => {
           try {
             return { custom_id: customId, result: await runner.run(task, input, record.parameters, { priority: BULK_PRIORITY }) };
           } catch (err) {
+            if (err instanceof JobError && err.retryable) retryable ??= err;
             return { custom_id: customId, error: errorDetail(err) };
           }
         }),
       );
       const failed = lines.filter((line) => 'error' in line).length;
       const completed = lines.length - failed;
-      const written = await store.finishChunk(batch, stage, chunk, lines, { completed, failed });
+      // A failure that a retry could fix (a model that could not load yet) retries the chunk
+      // while it has attempts left, instead of becoming a permanent error line.
+      if (retryable && job.attemptsMade + 1 < (job.opts.attempts ?? 1)) {
+        await hold.release();
+        throw retryable;
+      }
+      const written = await store.finishChunk(batch, stage, chunk, lines, { completed, failed }).finally(() => hold.release());
       if (written !== 'written') return { completed: 0, failed: 0, skipped: inputs.length };
       metrics.jobs.inc({ model: modelId, status: 'succeeded' }, completed);
       if (failed > 0) {

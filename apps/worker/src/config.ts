@@ -1,9 +1,10 @@
 import { resolve } from 'node:path';
 import Type, { type Static } from 'typebox';
 import envSchema from 'env-schema';
+import { assertClusterPrefix } from '@inferq/queue';
 
 const Schema = Type.Object({
-  REDIS_URL: Type.String({ default: 'redis://127.0.0.1:6379', description: 'Redis connection URL' }),
+  REDIS_URL: Type.String({ default: 'redis://127.0.0.1:6379', description: 'Redis connection URL; `redis-cluster://host:port,host:port` for a Redis Cluster' }),
   QUEUE_PREFIX: Type.String({ default: 'inferq', minLength: 1, description: 'BullMQ key prefix; `{inferq}` for Redis Cluster' }),
   MODELS_DIR: Type.String({ default: 'models', description: 'Folder of models, `<org>/<name>` each' }),
   WORKER_MODELS: Type.String({
@@ -53,6 +54,16 @@ const Schema = Type.Object({
     maximum: 64,
     description: 'Chunk jobs of bulk batches in flight per model; few, so that single jobs find the scheduler free',
   }),
+  REAPER_INTERVAL_MS: Type.Integer({
+    default: 60_000,
+    minimum: 100,
+    description: 'How often the batch reaper runs (one worker at a time): expires batches past their window with no worker, resumes stuck ones, removes orphaned jobs (milliseconds)',
+  }),
+  BATCH_STUCK_MS: Type.Integer({
+    default: 600_000,
+    minimum: 1000,
+    description: 'How long a batch may stay validating (or cancelling with no flow) before the reaper takes it over (milliseconds)',
+  }),
   WEBHOOK_SECRET: Type.String({ default: '', description: 'Key of the webhooks\' Inferq-Signature HMAC; empty: this worker sends no webhooks (they wait in the queue)' }),
   WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false, description: 'Let webhooks reach loopback, private and link-local addresses' }),
   WEBHOOK_ATTEMPTS: Type.Integer({ default: 10, minimum: 1, maximum: 100, description: 'Deliveries tried per webhook before giving up' }),
@@ -83,6 +94,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     .map((m) => m.trim())
     .filter(Boolean);
   if (models.length === 0) throw new Error('WORKER_MODELS names no model');
+  assertClusterPrefix(raw.REDIS_URL, raw.QUEUE_PREFIX);
   const { WORKER_MODELS: _unused, ...rest } = raw;
   return {
     ...rest,

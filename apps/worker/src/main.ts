@@ -7,6 +7,7 @@ import { loadWorkerConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { WorkerMetrics, portOf, serveMetrics } from './metrics.js';
 import { BatchFinalizer } from './batch-finalizer.js';
+import { BatchReaper } from './batch-reaper.js';
 import { ModelWorker } from './model-worker.js';
 import { startTicketWorker } from './ticket-worker.js';
 import { WebhookOutbox } from './webhook-outbox.js';
@@ -24,6 +25,7 @@ const outbox = new WebhookOutbox(
   logger,
 );
 let finalizer: BatchFinalizer | undefined;
+let reaper: BatchReaper | undefined;
 let sender: WebhookSender | undefined;
 let tickets: ReturnType<typeof startTicketWorker> | undefined;
 
@@ -63,6 +65,7 @@ closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS + 15_000, logger }, async ({ si
   }
   await step('tickets', () => within(tickets?.close() ?? Promise.resolve(), 2000));
   await step('finalizer', () => within(finalizer?.close() ?? Promise.resolve(), 2000));
+  await step('reaper', () => within(reaper?.close() ?? Promise.resolve(), 2000));
   await step('webhooks', () => within(sender?.close() ?? Promise.resolve(), 2000));
   await step('outbox', () => within(outbox.close(), 2000));
   await step('metrics', () => new Promise<void>((resolve) => metricsServer.close(() => resolve())));
@@ -88,6 +91,11 @@ if (workers.length === 0) {
 }
 tickets = startTicketWorker(config, logger);
 finalizer = await BatchFinalizer.start({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX }, outbox, logger);
+reaper = await new BatchReaper(
+  { redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX, intervalMs: config.REAPER_INTERVAL_MS, stuckAfterMs: config.BATCH_STUCK_MS },
+  outbox,
+  logger,
+).start();
 if (config.WEBHOOK_SECRET) {
   sender = await WebhookSender.start(
     {

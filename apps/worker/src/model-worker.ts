@@ -51,15 +51,11 @@ export class ModelWorker {
         const onToken = job.data.stream ? (delta: string) => void job.updateProgress({ delta }).catch(() => {}) : undefined;
         const result = (await runner.run(task, input, parameters, { onToken })) as InferenceJobResult;
         metrics.jobs.inc({ model: modelId, status: 'succeeded' });
-        await outbox?.jobEnded(job, { result });
         return result;
       } catch (err) {
         metrics.jobs.inc({ model: modelId, status: 'failed' });
         log.child({ workerId: worker.id, jobId: job.id }).error({ err }, 'job failed');
-        const queueError = toQueueError(err);
-        const final = queueError instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-        if (final) await outbox?.jobEnded(job, { errorReason: queueError.message });
-        throw queueError;
+        throw toQueueError(err);
       } finally {
         inFlight.delete(key);
       }
@@ -74,6 +70,15 @@ export class ModelWorker {
       autorun: false,
     });
     worker.on('error', (err) => log.error({ err }, 'queue error'));
+    // The webhook is queued once BullMQ has marked the job completed (or failed for good), so a
+    // receiver that reads the job on delivery sees it ended, never `running`.
+    if (outbox) {
+      worker.on('completed', (job, result) => void outbox.jobEnded(job, { result }));
+      worker.on('failed', (job, err) => {
+        // finishedOn is set only when the failure is final (no retry left, or unrecoverable).
+        if (job?.finishedOn) void outbox.jobEnded(job, { errorReason: err.message });
+      });
+    }
     void worker.run();
     await worker.waitUntilReady();
     const chunks = await ChunkWorker.start(runner, config, metrics, logger);

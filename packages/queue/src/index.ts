@@ -11,3 +11,4 @@ export * from './webhook-target.js';
 export * from './tickets.js';
 export * from './worker-registry.js';
 export * from './delete-prefix.js';
+export * from './batch-flow.js';

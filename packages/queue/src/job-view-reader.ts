@@ -1,5 +1,5 @@
 import type { JobState } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.js';
 import { decodeJobError, isTask, type JobResult, type JobView, type TaskName } from '@inferq/contracts';
 import { modelIdFromJobId } from './names.js';
 import { statusFromState } from './job-view.js';
@@ -23,7 +23,7 @@ function parseResult(text: string | null | undefined): JobResult {
  * succeeded, the failure reason only once it has failed. Undefined when the hash is gone.
  */
 export async function readJobView(
-  redis: Redis,
+  redis: RedisClient,
   /** The job's hash key, `<prefix>:<queue>:<id>`. */
   key: string,
   jobId: string,

@@ -2,9 +2,8 @@ import { setMaxListeners, type EventEmitter } from 'node:events';
 import fp from 'fastify-plugin';
 import type { FastifyBaseLogger } from 'fastify';
 import { Queue, QueueEvents, QueueKeys } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { JobView } from '@inferq/contracts';
-import { createRedis, queueNameForModel, readJobView, type InferenceJobData, type InferenceJobResult } from '@inferq/queue';
+import { createRedis, queueNameForModel, readJobView, type RedisClient, type InferenceJobData, type InferenceJobResult } from '@inferq/queue';
 import { httpError } from '../errors.js';
 import { watchJobEnd, type JobEndWatch } from '../job-end-watch.js';
 
@@ -23,7 +22,7 @@ export interface QueuesOptions {
 
 export interface QueueRegistry {
   /** The shared producer connection (fails fast while Redis is down). */
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   /** Aborted when the server starts closing: long-polls answer at once. */
   readonly closing: AbortSignal;
   /** The BullMQ queue of a model, created on first use. Throws `INFERQ_ERR_QUEUE_UNAVAILABLE` while Redis is down. */
@@ -83,7 +82,7 @@ function logConnectionErrors(emitter: EventEmitter, log: FastifyBaseLogger, what
   });
 }
 
-function waitForFirstConnect(redis: Redis, timeoutMs: number): Promise<void> {
+function waitForFirstConnect(redis: RedisClient, timeoutMs: number): Promise<void> {
   return new Promise((resolve) => {
     if (redis.status === 'ready') return resolve();
     const done = (): void => {
