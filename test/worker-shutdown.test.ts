@@ -2,7 +2,10 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { QueueEvents } from 'bullmq';
 import { ensureModel, TINY_CLASSIFIER_ID } from '@inferq/tiny-models';
+import { bulkQueueNameForModel } from '@inferq/queue';
+import { FINAL_BATCH, ndjsonOf, readResults, uploadBatch, waitForBatch } from './support/batches.js';
 import { startApi, startWorker, type ServiceProcess } from './support/processes.js';
 import { REDIS_URL, deletePrefix, uniquePrefix } from './support/redis.js';
 
@@ -104,6 +107,49 @@ describe('worker shutdown (SIGTERM)', () => {
     expect(await worker.proc.stop('SIGTERM')).toBe(0);
     expect((await view(id)).status).toBe('succeeded');
     expect(worker.proc.lines.some((l) => typeof l.msg === 'string' && l.msg.startsWith('shutdown grace over'))).toBe(false);
+  });
+});
+
+describe('worker shutdown with a bulk chunk running', () => {
+  it('gives the chunk back at the end of the grace; another worker completes the batch at once', async () => {
+    for (const w of workers) await w.stop('SIGTERM');
+    const slow = await startWorker({
+      ...env,
+      WORKER_MODELS: TINY_CLASSIFIER_ID,
+      JOB_LOCK_MS: '600000',
+      MAX_DELAY_MS: '10000',
+      MAX_BATCH_SIZE: '64',
+      BATCHING: 'static',
+      SHUTDOWN_GRACE_MS: '1500',
+    });
+    workers.push(slow.proc);
+    const events = new QueueEvents(bulkQueueNameForModel(TINY_CLASSIFIER_ID), { connection: { url: REDIS_URL }, prefix });
+    await events.waitUntilReady();
+    try {
+      const active = new Promise((resolve) => events.once('active', resolve));
+      const texts = ['Great value.', 'Broke after a day.', 'Does what it says.'];
+      const upload = await uploadBatch(api.url, ndjsonOf(texts), `task=classification&model=${TINY_CLASSIFIER_ID}`);
+      expect(upload.status).toBe(202);
+      // The chunk is taken; its inputs wait 10 s for their batch to fill, past the 1.5 s grace.
+      await active;
+
+      const stopped = slow.proc.stop('SIGTERM');
+      const released = await slow.proc.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('shutdown grace over'));
+      expect(released.released).toBe(1);
+      expect(await stopped).toBe(0);
+
+      // With 10-minute locks, only a released chunk can be run again within the test's time.
+      const rescuer = await startWorker({ ...env, WORKER_MODELS: TINY_CLASSIFIER_ID, JOB_LOCK_MS: '600000' });
+      workers.push(rescuer.proc);
+      const done = await waitForBatch(api.url, upload.json.id, (v) => FINAL_BATCH.includes(v.status));
+      expect(done.status).toBe('completed');
+      expect(done.request_counts).toEqual({ total: 3, completed: 3, failed: 0 });
+      const { lines } = await readResults(api.url, upload.json.id);
+      expect(lines.map((l) => l.custom_id)).toEqual(['r0', 'r1', 'r2']);
+      expect(lines.every((l) => Array.isArray(l.result))).toBe(true);
+    } finally {
+      await events.close();
+    }
   });
 });
 

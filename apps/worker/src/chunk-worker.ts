@@ -42,6 +42,12 @@ function holdWhileRunning(store: BatchStore, batch: string, chunk: number, lockM
   };
 }
 
+interface InFlightChunk {
+  job: Job<ChunkJobData, ChunkJobResult>;
+  token: string | undefined;
+  hold: { release(): Promise<void> };
+}
+
 /**
  * Runs the chunk jobs of bulk batches for one model: a BullMQ Worker on `bulk--org--name`
  * with a small concurrency (a few chunks in flight), apart from the model's single jobs.
@@ -55,6 +61,9 @@ export class ChunkWorker {
   private constructor(
     private readonly worker: Worker<ChunkJobData, ChunkJobResult>,
     private readonly store: BatchStore,
+    /** Chunks whose processor runs now, with the lock token they hold and their run hold. */
+    private readonly inFlight: Map<string, InFlightChunk>,
+    private readonly log: Logger,
   ) {}
 
   static async start(runner: ModelRunner, config: WorkerConfig, metrics: WorkerMetrics, logger: Logger): Promise<ChunkWorker> {
@@ -64,7 +73,8 @@ export class ChunkWorker {
     const connection = createRedis(config.REDIS_URL, 'worker');
     const store = new BatchStore(connection, config.QUEUE_PREFIX);
 
-    const processor = async (job: Job<ChunkJobData, ChunkJobResult>): Promise<ChunkJobResult> => {
+    const inFlight = new Map<string, InFlightChunk>();
+    const processor = async (job: Job<ChunkJobData, ChunkJobResult>, token?: string): Promise<ChunkJobResult> => {
       const { batch, chunk, stage } = job.data;
       const jobLog = log.child({ workerId: worker.id, jobId: job.id, batch });
       const record = await store.get(batch);
@@ -84,6 +94,7 @@ export class ChunkWorker {
 
       const task = record.task as TaskName;
       const hold = holdWhileRunning(store, batch, chunk, config.JOB_LOCK_MS);
+      inFlight.set(String(job.id), { job, token, hold });
       let retryable: unknown;
       const lines: ChunkLine[] = await Promise.all(
         inputs.map(async ([customId, input]): Promise<ChunkLine> => {
@@ -100,9 +111,12 @@ export class ChunkWorker {
       // A failure that a retry could fix (a model that could not load yet) retries the chunk
       // while it has attempts left, instead of becoming a permanent error line.
       if (retryable && job.attemptsMade + 1 < (job.opts.attempts ?? 1)) {
+        inFlight.delete(String(job.id));
         await hold.release();
         throw retryable;
       }
+      // Released at shutdown: another worker runs this chunk now, and its results are the ones written.
+      if (!inFlight.delete(String(job.id))) return { completed: 0, failed: 0, skipped: inputs.length };
       const written = await store.finishChunk(batch, stage, chunk, lines, { completed, failed }).finally(() => hold.release());
       if (written !== 'written') return { completed: 0, failed: 0, skipped: inputs.length };
       metrics.jobs.inc({ model: modelId, status: 'succeeded' }, completed);
@@ -125,7 +139,35 @@ export class ChunkWorker {
     void worker.run();
     await worker.waitUntilReady();
     log.info({ concurrency: config.BULK_CONCURRENCY }, 'serving bulk chunks');
-    return new ChunkWorker(worker, store);
+    return new ChunkWorker(worker, store, inFlight, log);
+  }
+
+  /** Chunks whose processor is running now. */
+  get chunksInFlight(): number {
+    return this.inFlight.size;
+  }
+
+  /**
+   * Gives every chunk still running back to the bulk queue (active to waiting, lock and run hold
+   * dropped, no attempt counted), so another worker runs it at once rather than after the lock
+   * expires. The inputs already computed here are dropped: the chunk is rerun whole, and its
+   * results are written once, by whichever attempt finishes. For the end of a shutdown grace.
+   * Resolves with the number of chunks released.
+   */
+  async releaseInFlight(): Promise<number> {
+    let released = 0;
+    for (const [id, { job, token, hold }] of this.inFlight) {
+      this.inFlight.delete(id);
+      try {
+        await hold.release();
+        await job.moveToWait(token);
+        released++;
+        this.log.warn({ jobId: id }, 'chunk released at shutdown: back to waiting for another worker');
+      } catch (err) {
+        this.log.warn({ err, jobId: id }, 'could not release a chunk at shutdown; it returns to the queue when its lock expires');
+      }
+    }
+    return released;
   }
 
   /** Stops taking chunks and waits for those in flight (their inputs still run). Idempotent. */

@@ -86,9 +86,9 @@ export class ModelWorker {
     return new ModelWorker(runner, worker, chunks, inFlight, log);
   }
 
-  /** Jobs of this model whose processor is running now. */
+  /** Jobs and bulk chunks of this model whose processor is running now. */
   get jobsInFlight(): number {
-    return this.inFlight.size;
+    return this.inFlight.size + this.chunks.chunksInFlight;
   }
 
   /**
@@ -100,7 +100,7 @@ export class ModelWorker {
   }
 
   /**
-   * Gives every job still running back to the queue (moved from active to waiting, its lock
+   * Gives every job and bulk chunk still running back to its queue (moved from active to waiting, its lock
    * dropped, no attempt counted), so another worker starts it at once instead of after the
    * lock expires. For the end of a shutdown grace: this process stops working on them.
    * Resolves with the number of jobs released.
@@ -117,7 +117,7 @@ export class ModelWorker {
       }
     }
     this.inFlight.clear();
-    return released;
+    return released + (await this.chunks.releaseInFlight());
   }
 
   /**
