@@ -23,6 +23,10 @@ import { jobRoutes } from './routes/jobs.js';
 import { ticketRoutes } from './routes/tickets.js';
 import { jobEventRoutes } from './routes/job-events.js';
 import { modelRoutes } from './routes/models.js';
+import { authMode } from './auth-mode.js';
+import { authPlugin } from './plugins/auth.js';
+import { idempotencyPlugin } from './plugins/idempotency.js';
+import { adminKeyRoutes } from './routes/admin-keys.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -81,12 +85,17 @@ export const app = fp<AppOptions>(
           { name: 'tickets', description: 'Support ticket triage: issue and summary' },
           { name: 'models', description: 'Models in the models folder' },
           { name: 'health', description: 'Liveness and readiness' },
+          { name: 'admin', description: 'Tenant keys (the admin key only)' },
         ],
+        components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A tenant key (the admin key for /v1/admin)' } } },
+        security: [{ bearer: [] }],
       },
     });
     await fastify.register(swaggerUi, { routePrefix: '/docs' });
 
     await fastify.register(queuesPlugin, { redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
+    await fastify.register(authPlugin, { mode: authMode(config), prefix: config.QUEUE_PREFIX, jobOwnerTtlSeconds: config.JOB_RETENTION_SECONDS + 86_400 });
+    await fastify.register(idempotencyPlugin, { prefix: config.QUEUE_PREFIX });
     await fastify.register(batchesPlugin, { prefix: config.QUEUE_PREFIX, retentionSeconds: config.BATCH_RETENTION_SECONDS });
     await fastify.register(modelCatalogPlugin, {
       modelsDir: config.MODELS_DIR,
@@ -104,6 +113,7 @@ export const app = fp<AppOptions>(
     await fastify.register(ticketRoutes);
     await fastify.register(jobEventRoutes);
     await fastify.register(batchRoutes);
+    await fastify.register(adminKeyRoutes);
   },
   { name: 'inferq-api' },
 );

@@ -14,8 +14,12 @@ function configSchema(cwd: string) {
   return Type.Object({
     /** TCP port to listen on. */
     PORT: Type.Integer({ minimum: 0, maximum: 65_535, default: 8080 }),
-    /** Address to bind. */
-    HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
+    /** Address to bind. Loopback by default: without `ADMIN_API_KEY` the API serves only there (or with `AUTH=off`). */
+    HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+    /** The admin key: manages tenant keys (`/v1/admin/keys`). Set, every other route needs a tenant key. At least 32 characters. */
+    ADMIN_API_KEY: Type.String({ default: '', pattern: '^(?:|[\\x21-\\x7E]{32,512})$' }),
+    /** `off`: serve without keys on any address (a trusted network); logged as a warning at start. */
+    AUTH: Type.Enum(['on', 'off'], { default: 'on' }),
     /** Redis holding the queues. */
     REDIS_URL: Type.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379' }),
     /** BullMQ key prefix; wrap it in braces (`{inferq}`) for Redis Cluster. */

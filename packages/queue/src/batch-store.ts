@@ -331,9 +331,9 @@ export class BatchStore {
   /**
    * Newest first: up to `limit` batches after the batch `after` (exclusive). Ids whose record has
    * expired are dropped from the index on the way. Resolves undefined when `after` is unknown.
+   * `index` is the sorted set to list: all batches, or one tenant's (`Ownership.indexKey`).
    */
-  async list(limit: number, after?: string): Promise<{ records: BatchRecord[]; hasMore: boolean } | undefined> {
-    const index = this.indexKey();
+  async list(limit: number, after?: string, index = this.indexKey()): Promise<{ records: BatchRecord[]; hasMore: boolean } | undefined> {
     let start = 0;
     if (after !== undefined) {
       const rank = await this.redis.zrevrank(index, after);

@@ -10,3 +10,6 @@ export * from './webhook-target.js';
 export * from './tickets.js';
 export * from './worker-registry.js';
 export * from './delete-prefix.js';
+export * from './api-keys.js';
+export * from './ownership.js';
+export * from './idempotency.js';

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifySchemaValidationError } from 'fastify';
@@ -24,6 +25,7 @@ import {
 } from '@inferq/contracts';
 import { StagingLineError, isBatchId, newBatchId, toBatchView, type BatchRecord } from '@inferq/queue';
 import { checkBatchInput, drain, lineError, readBatchLines } from '../batch-lines.js';
+import type { IdempotentCreate } from '../plugins/idempotency.js';
 import { describeValidation, httpError } from '../errors.js';
 import { checkWebhookUrl } from '../webhook-url.js';
 
@@ -33,7 +35,7 @@ const IdempotencyHeaders = Type.Object({
       minLength: 1,
       maxLength: 255,
       pattern: '^[\\x20-\\x7E]+$',
-      description: 'Printable ASCII, 1 to 255 characters. A repeated post with the same key answers the batch the first one made, and runs nothing twice.',
+      description: 'Printable ASCII, 1 to 255 characters. For 24 hours a repeated post with the same key (per tenant) and the same inputs and settings answers the batch the first one made and runs nothing twice; with other inputs it is a 422.',
     }),
   ),
 });
@@ -168,7 +170,9 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
           202: BatchView,
           400: ErrorBody,
           404: ErrorBody,
+          409: ErrorBody,
           413: ErrorBody,
+          422: ErrorBody,
           415: ErrorBody,
           500: ErrorBody,
           503: ErrorBody,
@@ -185,13 +189,6 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
       }
       app.batches.assertAvailable();
 
-      const idempotencyKey = request.headers['idempotency-key'];
-      const id = newBatchId(idempotencyKey);
-      if (idempotencyKey !== undefined) {
-        const existing = await store.get(id);
-        if (existing) return accepted(reply, existing);
-      }
-
       const json = body as CreateBatchBody;
       const settings: BatchSettings = upload
         ? settingsFromQuery(query)
@@ -205,6 +202,10 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
           };
       const { model, windowSeconds } = await resolveSettings(settings);
 
+      // Idempotency-Key: the request's fingerprint is its settings and its inputs (hashed as they are
+      // staged), so a JSON body and an upload of the same inputs are the same request.
+      const inputsHash = request.headers['idempotency-key'] !== undefined ? createHash('sha256') : undefined;
+      let create: IdempotentCreate | undefined;
       const stager = store.stager(BATCH_CHUNK_SIZE);
       let staged;
       try {
@@ -212,16 +213,25 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
           for await (const line of readBatchLines(upload, { maxBytes: BATCH_UPLOAD_LIMIT_BYTES })) {
             if (stager.count >= MAX_BATCH_INPUTS) throw httpError('INFERQ_ERR_BATCH_TOO_MANY_INPUTS', MAX_BATCH_INPUTS);
             await stager.add(line.custom_id, line.input, line.line, line.raw);
+            inputsHash?.update(JSON.stringify([line.custom_id, line.input])).update('\n');
           }
         } else {
           for (const [i, item] of json.inputs.entries()) {
             const checked = checkBatchInput(item, i + 1, `inputs[${i}]`);
             await stager.add(checked.custom_id, checked.input, i + 1);
+            inputsHash?.update(JSON.stringify([checked.custom_id, checked.input])).update('\n');
           }
         }
         if (stager.count === 0) throw httpError('INFERQ_ERR_BATCH_EMPTY');
         staged = await stager.finish();
+        create = await app.idempotency.claim(request, 'batch', [settings, inputsHash?.digest('hex')], newBatchId());
+        if (create.repeat) {
+          await stager.discard();
+          return acceptedRepeat(reply, create.id);
+        }
+        await app.owners.claim(request, 'batch', create.id, { ttlSeconds: windowSeconds + BATCH_RETENTION_SECONDS + 86_400, listed: true });
       } catch (err) {
+        await create?.release();
         await stager.discard();
         const error = err instanceof StagingLineError ? lineError(err.line, err.reason + (upload ? '' : ` (inputs[${err.line - 1}])`)) : err;
         if (upload) {
@@ -234,7 +244,7 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
       const { record } = await app.batches.start(
         {
-          id,
+          id: create.id,
           task: settings.task,
           model,
           parameters: settings.parameters,
@@ -245,13 +255,23 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
           webhookUrl: settings.webhookUrl,
         },
         staged,
-      );
+      ).catch(async (err: unknown) => {
+        await create.release();
+        throw err;
+      });
       return accepted(reply, record);
     },
   );
 
   function accepted(reply: FastifyReply, record: BatchRecord): FastifyReply {
     return reply.code(202).header('location', `/v1/batches/${record.id}`).send(toBatchView(record));
+  }
+
+  /** A repeat of an idempotent post: the first post's batch, or 409 while the first is still being read. */
+  async function acceptedRepeat(reply: FastifyReply, id: string): Promise<FastifyReply> {
+    const existing = await store.get(id);
+    if (!existing) throw httpError('INFERQ_ERR_IDEMPOTENCY_IN_PROGRESS', String(reply.request.headers['idempotency-key']).slice(0, 100));
+    return accepted(reply, existing);
   }
 
   app.get(
@@ -267,7 +287,7 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       app.batches.assertAvailable();
       const { limit = 20, after } = request.query;
-      const page = await store.list(limit, after);
+      const page = await store.list(limit, after, app.owners.listKey(request, 'batch'));
       if (!page) throw httpError('INFERQ_ERR_BATCH_NOT_FOUND', (after ?? '').slice(0, 100));
       const data = page.records.map(toBatchView);
       return { object: 'list' as const, data, has_more: page.hasMore, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null };
@@ -277,6 +297,7 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/v1/batches/:id',
     {
+      config: { owned: 'batch' },
       schema: {
         summary: 'Read a batch',
         description: 'Status, request counts (updated as each chunk ends) and timestamps.',
@@ -291,6 +312,7 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/v1/batches/:id/results',
     {
+      config: { owned: 'batch' },
       schema: {
         summary: "Stream a batch's results (JSONL)",
         description: 'Streamed in input order, one line per input. The `inferq-batch-status` header tells whether the file is complete (a final status) or a prefix.',
@@ -312,6 +334,7 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/v1/batches/:id/cancel',
     {
+      config: { owned: 'batch' },
       schema: {
         summary: 'Cancel a batch',
         description: 'Chunks not started are not run; the batch is `cancelling` until the chunks in flight end, then `cancelled`. Results so far stay readable.',

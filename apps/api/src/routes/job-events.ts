@@ -16,6 +16,7 @@ export const jobEventRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/v1/jobs/:id/events',
     {
+      config: { owned: 'job' },
       schema: {
         summary: 'Stream a job’s changes (SSE)',
         description: 'Events: `status` (the job view, now and at each change), `token` (`{"delta": "..."}` for jobs posted with `"stream": true`). Ends after the final status.',

@@ -35,7 +35,7 @@ const IdempotencyHeaders = Type.Object({
       minLength: 1,
       maxLength: 255,
       pattern: '^[\\x20-\\x7E]+$',
-      description: 'Printable ASCII, 1 to 255 characters. The same key (for the same model) gives the same job: a retried post does not run twice.',
+      description: 'Printable ASCII, 1 to 255 characters. For 24 hours the same key (per tenant) with the same body answers the first job, so a retried post does not run twice; with another body it is a 422.',
     }),
   ),
 });
@@ -129,6 +129,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: {
           202: JobAccepted,
           400: ErrorBody,
+          422: ErrorBody,
           404: ErrorBody,
           413: ErrorBody,
           415: ErrorBody,
@@ -148,8 +149,9 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const modelId = await app.models.resolve(task, model);
       if (webhookUrl !== undefined) await checkWebhookUrl(webhookUrl, app.config.WEBHOOK_ALLOW_PRIVATE, request.log);
 
-      const idempotencyKey = request.headers['idempotency-key'];
-      const id = newJobId(modelId, idempotencyKey);
+      // The same Idempotency-Key and body (per tenant, for 24 hours) answer the first job; another body, 422.
+      const create = await app.idempotency.claim(request, 'job', [request.body], newJobId(modelId));
+      const id = create.id;
       const queue = app.queues.forModel(modelId);
       const data: InferenceJobData = {
         task,
@@ -159,10 +161,17 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         ...(stream ? { stream } : {}),
         ...(webhookUrl ? { webhook_url: webhookUrl } : {}),
       };
-      // BullMQ ignores an add whose jobId exists: a repeated idempotent post leaves the first job alone.
-      await queue.add('infer', data, { ...jobOptions, jobId: id });
+      if (!create.repeat) {
+        try {
+          await app.owners.claim(request, 'job', id);
+          await queue.add('infer', data, { ...jobOptions, jobId: id });
+        } catch (err) {
+          await create.release();
+          throw err;
+        }
+      }
       let status: JobStatus = 'queued';
-      if (idempotencyKey !== undefined) {
+      if (create.repeat) {
         const job = await queue.getJob(id);
         if (job) status = statusFromState(await job.getState());
       }
@@ -173,6 +182,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/v1/jobs/:id',
     {
+      config: { owned: 'job' },
       schema: {
         summary: 'Read a job',
         description: `Status, and result or error once finished. \`?wait=N\` holds the request until the job ends or N seconds pass (at most ${MAX_WAIT_SECONDS}).`,

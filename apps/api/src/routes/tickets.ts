@@ -104,6 +104,8 @@ export const ticketRoutes: FastifyPluginAsyncTypebox = async (app) => {
           : { task, model: classifier, input: text, parameters: { candidate_labels: labels ?? [...DEFAULT_TICKET_LABELS] } };
       const summarize: InferenceJobData = { task: 'summarization', model: summarizer, input: text, parameters: { max_new_tokens: TICKET_SUMMARY_TOKENS } };
       const id = newTicketId();
+      await app.owners.claim(request, 'ticket', id);
+      await app.owners.claim(request, 'job', [jobs.classification, jobs.summary]);
       const childOptions = { ...jobOptions, failParentOnFailure: true };
       await flows.add({
         name: 'ticket',
@@ -122,6 +124,7 @@ export const ticketRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/v1/tickets/:id',
     {
+      config: { owned: 'ticket' },
       schema: {
         summary: 'Read a ticket',
         tags: ['tickets'],
