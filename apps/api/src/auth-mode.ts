@@ -20,11 +20,9 @@ export function isLoopbackHost(host: string): boolean {
 
 /** The API's auth mode for a configuration; throws (with what to do) when it must not start. */
 export function authMode(config: Pick<ApiConfig, 'ADMIN_API_KEY' | 'AUTH' | 'HOST'>): AuthMode {
-  if (config.AUTH === 'off') {
-    if (config.ADMIN_API_KEY) throw new Error('AUTH=off and ADMIN_API_KEY are both set: unset one (AUTH=off serves without keys)');
-    return { kind: 'open', reason: 'trusted' };
-  }
+  // An admin key means keys, whatever AUTH says: AUTH=off only allows serving without them.
   if (config.ADMIN_API_KEY) return { kind: 'keys', adminKey: config.ADMIN_API_KEY };
+  if (config.AUTH === 'off') return { kind: 'open', reason: 'trusted' };
   if (isLoopbackHost(config.HOST)) return { kind: 'open', reason: 'loopback' };
   throw new Error(
     `refusing to serve without API keys on ${config.HOST}, which is not a loopback address: set ADMIN_API_KEY (at least 32 characters) ` +

@@ -18,7 +18,7 @@ function configSchema(cwd: string) {
     HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
     /** The admin key: manages tenant keys (`/v1/admin/keys`). Set, every other route needs a tenant key. At least 32 characters. */
     ADMIN_API_KEY: Type.String({ default: '', pattern: '^(?:|[\\x21-\\x7E]{32,512})$' }),
-    /** `off`: serve without keys on any address (a trusted network); logged as a warning at start. */
+    /** `off`: without `ADMIN_API_KEY`, serve without keys on any address (a trusted network); logged as a warning at start. */
     AUTH: Type.Enum(['on', 'off'], { default: 'on' }),
     /** Redis holding the queues. */
     REDIS_URL: Type.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379' }),
