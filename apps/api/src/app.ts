@@ -26,6 +26,7 @@ import { modelRoutes } from './routes/models.js';
 import { authMode } from './auth-mode.js';
 import { authPlugin } from './plugins/auth.js';
 import { idempotencyPlugin } from './plugins/idempotency.js';
+import { quotasPlugin } from './plugins/quotas.js';
 import { adminKeyRoutes } from './routes/admin-keys.js';
 
 declare module 'fastify' {
@@ -96,6 +97,15 @@ export const app = fp<AppOptions>(
     await fastify.register(queuesPlugin, { redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
     await fastify.register(authPlugin, { mode: authMode(config), prefix: config.QUEUE_PREFIX, jobOwnerTtlSeconds: config.JOB_RETENTION_SECONDS + 86_400 });
     await fastify.register(idempotencyPlugin, { prefix: config.QUEUE_PREFIX });
+    await fastify.register(quotasPlugin, {
+      prefix: config.QUEUE_PREFIX,
+      // A rate per key: without keys (loopback, AUTH=off) there is no one to count against.
+      rateLimitMax: authMode(config).kind === 'keys' ? config.RATE_LIMIT_MAX : 0,
+      rateLimitWindowMs: config.RATE_LIMIT_WINDOW_MS,
+      tenantMaxQueuedInputs: config.TENANT_MAX_QUEUED_INPUTS,
+      tenantMaxActiveBatches: config.TENANT_MAX_ACTIVE_BATCHES,
+      modelMaxWaitingJobs: config.MODEL_MAX_WAITING_JOBS,
+    });
     await fastify.register(batchesPlugin, { prefix: config.QUEUE_PREFIX, retentionSeconds: config.BATCH_RETENTION_SECONDS });
     await fastify.register(modelCatalogPlugin, {
       modelsDir: config.MODELS_DIR,

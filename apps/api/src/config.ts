@@ -60,6 +60,16 @@ function configSchema(cwd: string) {
     BATCH_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 16 * 1024 * 1024 }),
     /** How long a batch and its results stay readable after it ends, in seconds. */
     BATCH_RETENTION_SECONDS: Type.Integer({ minimum: 1, default: 7 * 86_400 }),
+    /** Requests per key in each `RATE_LIMIT_WINDOW_MS`, counted in Redis across API processes (with keys on only); 0: no limit. */
+    RATE_LIMIT_MAX: Type.Integer({ minimum: 0, default: 1200 }),
+    /** The rate limit's window, in milliseconds. */
+    RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
+    /** Most inputs a tenant may have queued and not yet run (single jobs and batch inputs); 0: no cap. */
+    TENANT_MAX_QUEUED_INPUTS: Type.Integer({ minimum: 0, default: 250_000 }),
+    /** Most batches a tenant may have in progress; 0: no cap. */
+    TENANT_MAX_ACTIVE_BATCHES: Type.Integer({ minimum: 0, default: 20 }),
+    /** Most single jobs waiting in one model's queue, for all tenants (as TEI's max concurrent requests); 0: no cap. */
+    MODEL_MAX_WAITING_JOBS: Type.Integer({ minimum: 0, default: 50_000 }),
     /** Accept webhook URLs on loopback, private and link-local addresses (tests, receivers on the same host). */
     WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false }),
   });

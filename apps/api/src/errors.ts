@@ -137,6 +137,9 @@ function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply)
   } else {
     request.log.info({ code: body.error.code, reason: body.error.message }, 'request rejected');
   }
+  // A quota's 429 says when to come back (the rate limit sets its own Retry-After).
+  const retryAfter = (error as { retryAfter?: unknown } | undefined)?.retryAfter;
+  if (typeof retryAfter === 'number' && statusCode === 429) reply.header('retry-after', String(Math.ceil(retryAfter)));
   return reply.code(statusCode).type('application/json; charset=utf-8').send(body);
 }
 

@@ -13,3 +13,4 @@ export * from './delete-prefix.js';
 export * from './api-keys.js';
 export * from './ownership.js';
 export * from './idempotency.js';
+export * from './tenant-quota.js';

@@ -59,7 +59,8 @@ declare module 'fastify' {
 
 const PUBLIC_PATHS = new Set(['/healthz', '/readyz']);
 
-function routeAccess(request: FastifyRequest): RouteAccess {
+/** Who may call the request's route (its `config.access`, or by path). */
+export function routeAccess(request: FastifyRequest): RouteAccess {
   const declared = request.routeOptions.config.access;
   if (declared) return declared;
   const url = request.routeOptions.url;

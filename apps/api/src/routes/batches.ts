@@ -173,6 +173,7 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
           409: ErrorBody,
           413: ErrorBody,
           422: ErrorBody,
+          429: ErrorBody,
           415: ErrorBody,
           500: ErrorBody,
           503: ErrorBody,
@@ -229,6 +230,7 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
           await stager.discard();
           return acceptedRepeat(reply, create.id);
         }
+        await app.quotas.admit(request, { inputs: staged.total, batch: true });
         await app.owners.claim(request, 'batch', create.id, { ttlSeconds: windowSeconds + BATCH_RETENTION_SECONDS + 86_400, listed: true });
       } catch (err) {
         await create?.release();
@@ -259,6 +261,7 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
         await create.release();
         throw err;
       });
+      await app.quotas.track(request, 'batch', record.id, record.total);
       return accepted(reply, record);
     },
   );

@@ -130,6 +130,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
           202: JobAccepted,
           400: ErrorBody,
           422: ErrorBody,
+          429: ErrorBody,
           404: ErrorBody,
           413: ErrorBody,
           415: ErrorBody,
@@ -163,8 +164,10 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       };
       if (!create.repeat) {
         try {
+          await app.quotas.admit(request, { inputs: 1, models: [modelId] });
           await app.owners.claim(request, 'job', id);
           await queue.add('infer', data, { ...jobOptions, jobId: id });
+          await app.quotas.track(request, 'job', id, 1);
         } catch (err) {
           await create.release();
           throw err;
