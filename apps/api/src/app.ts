@@ -28,6 +28,7 @@ import { authPlugin } from './plugins/auth.js';
 import { idempotencyPlugin } from './plugins/idempotency.js';
 import { quotasPlugin } from './plugins/quotas.js';
 import { adminKeyRoutes } from './routes/admin-keys.js';
+import { deletionRoutes } from './routes/deletion.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -124,6 +125,7 @@ export const app = fp<AppOptions>(
     await fastify.register(jobEventRoutes);
     await fastify.register(batchRoutes);
     await fastify.register(adminKeyRoutes);
+    await fastify.register(deletionRoutes);
   },
   { name: 'inferq-api' },
 );

@@ -38,7 +38,7 @@ async function createKey(tenant: string): Promise<KeyCreated> {
   return res.json() as KeyCreated;
 }
 
-function as(key: KeyCreated, method: 'GET' | 'POST', url: string, payload?: object, headers: Record<string, string> = {}) {
+function as(key: KeyCreated, method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object, headers: Record<string, string> = {}) {
   return env.app.inject({ method, url, headers: { ...auth(key.key), ...headers }, ...(payload ? { payload } : {}) });
 }
 
@@ -150,7 +150,7 @@ describe('tenant isolation', () => {
     const unknownJob = `acme--sentiment--${randomHex(32)}`;
     const unknownTicket = `ticket-${randomHex(32)}`;
     const unknownBatch = `batch_${randomHex(32)}`;
-    const cases: [string, 'GET' | 'POST', string, string][] = [
+    const cases: [string, 'GET' | 'POST' | 'DELETE', string, string][] = [
       ['/v1/jobs/:id', 'GET', jobId, unknownJob],
       ['/v1/jobs/:id?wait=1', 'GET', jobId, unknownJob],
       ['/v1/jobs/:id/events', 'GET', jobId, unknownJob],
@@ -160,14 +160,20 @@ describe('tenant isolation', () => {
       ['/v1/batches/:id', 'GET', batchId, unknownBatch],
       ['/v1/batches/:id/results', 'GET', batchId, unknownBatch],
       ['/v1/batches/:id/cancel', 'POST', batchId, unknownBatch],
+      ['/v1/jobs/:id', 'DELETE', jobId, unknownJob],
+      ['/v1/tickets/:id', 'DELETE', ticketId, unknownTicket],
+      ['/v1/batches/:id', 'DELETE', batchId, unknownBatch],
     ];
     for (const [route, method, foreignId, unknownId] of cases) {
       const foreign = await as(keyB, method, route.replace(':id', foreignId));
       const unknown = await as(keyB, method, route.replace(':id', unknownId));
       sameAsUnknown(foreign, unknown, foreignId, unknownId);
     }
-    // B's cancel changed nothing.
+    // B's cancel and deletes changed nothing.
     expect(((await as(keyA, 'GET', `/v1/batches/${batchId}`)).json() as BatchView).status).not.toMatch(/cancel/);
+    for (const url of [`/v1/jobs/${jobId}`, `/v1/tickets/${ticketId}`, `/v1/batches/${batchId}/results`]) {
+      expect((await as(keyA, 'GET', url)).statusCode, url).toBe(200);
+    }
   });
 
   it('lists show only one’s own, and a foreign id as the cursor is unknown', async () => {

@@ -14,3 +14,4 @@ export * from './api-keys.js';
 export * from './ownership.js';
 export * from './idempotency.js';
 export * from './tenant-quota.js';
+export * from './erase.js';
