@@ -8,3 +8,4 @@ export * from './webhooks.js';
 export * from './task-parameters.js';
 export * from './tickets.js';
 export * from './api-keys.js';
+export * from './bounded-validator.js';

@@ -98,7 +98,8 @@ function createValidationError(error: Error & { validation?: FastifySchemaValida
   if (settingsError) return error;
   const indexes = validation.map((e) => /^\/inputs\/(\d+)/.exec(e.instancePath)?.[1]).filter((i): i is string => i !== undefined).map(Number);
   if (indexes.length === 0) return error;
-  const index = Math.min(...indexes);
+  // A loop, not Math.min(...indexes): a body can hold more errors than a call has room for arguments.
+  const index = indexes.reduce((min, i) => (i < min ? i : min), Number.POSITIVE_INFINITY);
   const item = (body as { inputs?: unknown[] }).inputs?.[index];
   try {
     checkBatchInput(item, index + 1, `inputs[${index}]`);
