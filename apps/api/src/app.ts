@@ -13,7 +13,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { boundedValidatorCompiler } from './validator-compiler.js';
 import type { LoggerOptions } from 'pino';
 import type { ApiConfig } from './config.js';
-import { errorHandlers, frameworkErrors } from './errors.js';
+import { clientErrorHandler, errorHandlers, frameworkErrors } from './errors.js';
 import { loggerOptions } from './logger.js';
 import { modelCatalogPlugin } from './plugins/model-catalog.js';
 import { queuesPlugin } from './plugins/queues.js';
@@ -28,6 +28,7 @@ import { authMode } from './auth-mode.js';
 import { authPlugin } from './plugins/auth.js';
 import { idempotencyPlugin } from './plugins/idempotency.js';
 import { quotasPlugin } from './plugins/quotas.js';
+import { metricsPlugin } from './plugins/metrics.js';
 import { adminKeyRoutes } from './routes/admin-keys.js';
 import { deletionRoutes } from './routes/deletion.js';
 
@@ -120,6 +121,7 @@ export const app = fp<AppOptions>(
     });
 
     await fastify.register(healthRoutes);
+    await fastify.register(metricsPlugin);
     await fastify.register(modelRoutes);
     await fastify.register(jobRoutes);
     await fastify.register(ticketRoutes);
@@ -142,6 +144,7 @@ export async function buildApp(config: ApiConfig, options: BuildAppOptions = {})
     logger: options.logger ?? loggerOptions(config),
     bodyLimit: config.BODY_LIMIT_BYTES,
     frameworkErrors,
+    clientErrorHandler,
   }).withTypeProvider<TypeBoxTypeProvider>();
   await fastify.register(app, { config });
   return fastify;
