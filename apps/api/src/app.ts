@@ -29,6 +29,7 @@ import { authPlugin } from './plugins/auth.js';
 import { idempotencyPlugin } from './plugins/idempotency.js';
 import { quotasPlugin } from './plugins/quotas.js';
 import { metricsPlugin } from './plugins/metrics.js';
+import { webSecurityPlugin } from './plugins/web-security.js';
 import { adminKeyRoutes } from './routes/admin-keys.js';
 import { deletionRoutes } from './routes/deletion.js';
 
@@ -75,6 +76,7 @@ export const app = fp<AppOptions>(
     fastify.removeContentTypeParser('text/plain');
     await fastify.register(errorHandlers);
 
+    await fastify.register(webSecurityPlugin, { corsOrigins: config.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean) });
     await fastify.register(swagger, {
       openapi: {
         openapi: '3.1.0',
@@ -95,7 +97,7 @@ export const app = fp<AppOptions>(
         security: [{ bearer: [] }],
       },
     });
-    await fastify.register(swaggerUi, { routePrefix: '/docs' });
+    await fastify.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
 
     await fastify.register(queuesPlugin, { redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
     await fastify.register(authPlugin, { mode: authMode(config), prefix: config.QUEUE_PREFIX, jobOwnerTtlSeconds: config.JOB_RETENTION_SECONDS + 86_400 });

@@ -70,6 +70,8 @@ function configSchema(cwd: string) {
     TENANT_MAX_ACTIVE_BATCHES: Type.Integer({ minimum: 0, default: 20 }),
     /** Most single jobs waiting in one model's queue, for all tenants (as TEI's max concurrent requests); 0: no cap. */
     MODEL_MAX_WAITING_JOBS: Type.Integer({ minimum: 0, default: 50_000 }),
+    /** Browser origins allowed by CORS, comma-separated (`https://app.example.com`); empty: CORS off. */
+    CORS_ORIGINS: Type.String({ default: '' }),
     /** Accept webhook URLs on loopback, private and link-local addresses (tests, receivers on the same host). */
     WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false }),
   });

@@ -63,6 +63,8 @@ const PUBLIC_PATHS = new Set(['/healthz', '/readyz']);
 export function routeAccess(request: FastifyRequest): RouteAccess {
   const declared = request.routeOptions.config.access;
   if (declared) return declared;
+  // A CORS preflight carries no key (browsers never send one); @fastify/cors answers it.
+  if (request.method === 'OPTIONS' && request.headers['access-control-request-method'] !== undefined) return 'public';
   const url = request.routeOptions.url;
   if (url !== undefined && (PUBLIC_PATHS.has(url) || url === '/docs' || url.startsWith('/docs/'))) return 'public';
   return 'tenant';
