@@ -111,7 +111,11 @@ export const app = fp<AppOptions>(
       tenantMaxActiveBatches: config.TENANT_MAX_ACTIVE_BATCHES,
       modelMaxWaitingJobs: config.MODEL_MAX_WAITING_JOBS,
     });
-    await fastify.register(batchesPlugin, { prefix: config.QUEUE_PREFIX, retentionSeconds: config.BATCH_RETENTION_SECONDS });
+    await fastify.register(batchesPlugin, {
+      prefix: config.QUEUE_PREFIX,
+      retentionSeconds: config.BATCH_RETENTION_SECONDS,
+      stagingGraceMs: config.BATCH_STAGING_GRACE_SECONDS * 1000,
+    });
     await fastify.register(modelCatalogPlugin, {
       modelsDir: config.MODELS_DIR,
       defaults: {

@@ -58,6 +58,8 @@ function configSchema(cwd: string) {
     BATCH_UPLOAD_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 200 * 1024 * 1024 }),
     /** Largest JSON body of `POST /v1/batches`, in bytes (a JSON body is parsed whole: upload NDJSON for big batches). */
     BATCH_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 16 * 1024 * 1024 }),
+    /** An upload that stages nothing for this long is taken as abandoned (its API process died) and its staging deleted, in seconds. */
+    BATCH_STAGING_GRACE_SECONDS: Type.Number({ minimum: 1, default: 300 }),
     /** How long a batch and its results stay readable after it ends, in seconds. */
     BATCH_RETENTION_SECONDS: Type.Integer({ minimum: 1, default: 7 * 86_400 }),
     /** Requests per key in each `RATE_LIMIT_WINDOW_MS`, counted in Redis across API processes (with keys on only); 0: no limit. */
