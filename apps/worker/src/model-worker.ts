@@ -40,6 +40,7 @@ export class ModelWorker {
 
     const processor = async (job: Job<InferenceJobData, InferenceJobResult>): Promise<InferenceJobResult> => {
       const { task, input, parameters } = job.data;
+      if (config.FAULT_CRASH_ON_INPUT && JSON.stringify(input).includes(config.FAULT_CRASH_ON_INPUT)) process.kill(process.pid, 'SIGKILL');
       try {
         // A streamed job's text goes out as progress events as it is generated (SSE reads them).
         const onToken = job.data.stream ? (delta: string) => void job.updateProgress({ delta }).catch(() => {}) : undefined;

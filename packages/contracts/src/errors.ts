@@ -42,6 +42,10 @@ export const ERRORS = {
   INFERQ_ERR_INFERENCE_FAILED: { status: 500, message: 'Inference failed: %s' },
   INFERQ_ERR_MODEL_NOT_LOADED: { status: 500, message: 'The worker could not load model "%s"' },
   INFERQ_ERR_JOB_TIMEOUT: { status: 500, message: 'The job did not finish in time' },
+  INFERQ_ERR_WORKER_CRASHED: {
+    status: 500,
+    message: 'The worker running this job stopped (crashed or was killed) more times than the stalled-job limit allows; it is not run again, in case this input is what crashes it',
+  },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -74,6 +78,8 @@ export function encodeJobError(code: ErrorCode, message: string): string {
 }
 
 export function decodeJobError(reason: string | undefined): ErrorDetail {
+  // BullMQ's own words when a job's worker died on it more often than maxStalledCount allows.
+  if (reason === 'job stalled more than allowable limit') return { code: 'INFERQ_ERR_WORKER_CRASHED', message: ERRORS.INFERQ_ERR_WORKER_CRASHED.message };
   const match = /^(INFERQ_ERR_[A-Z_]+): ([\s\S]*)$/.exec(reason ?? '');
   if (match?.[1] && isErrorCode(match[1])) return { code: match[1], message: match[2] ?? '' };
   return { code: 'INFERQ_ERR_INFERENCE_FAILED', message: reason || 'The job failed' };
