@@ -32,7 +32,6 @@ export const ERRORS = {
   INFERQ_ERR_FORBIDDEN: { status: 403, message: '%s' },
   INFERQ_ERR_KEY_NOT_FOUND: { status: 404, message: 'No API key with id "%s"' },
   INFERQ_ERR_IDEMPOTENCY_MISMATCH: { status: 422, message: 'Idempotency-Key "%s" was used with a different request in the last 24 hours; use a new key' },
-  INFERQ_ERR_IDEMPOTENCY_IN_PROGRESS: { status: 409, message: 'The first request with Idempotency-Key "%s" is still being processed; retry shortly' },
   INFERQ_ERR_DELETE_RUNNING: { status: 409, message: '%s "%s" is running; delete it once it has ended' },
   INFERQ_ERR_QUOTA_QUEUED_INPUTS: { status: 429, message: 'This tenant has %d inputs queued; the cap is %d. Retry once some have run' },
   INFERQ_ERR_QUOTA_BATCHES: { status: 429, message: 'This tenant has %d batches in progress; the cap is %d. Retry once one has ended' },

@@ -171,7 +171,6 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
           202: BatchView,
           400: ErrorBody,
           404: ErrorBody,
-          409: ErrorBody,
           413: ErrorBody,
           422: ErrorBody,
           429: ErrorBody,
@@ -227,11 +226,10 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
         if (stager.count === 0) throw httpError('INFERQ_ERR_BATCH_EMPTY');
         staged = await stager.finish();
         create = await app.idempotency.claim(request, 'batch', [settings, inputsHash?.digest('hex')], newBatchId());
-        if (create.repeat) {
-          await stager.discard();
-          return acceptedRepeat(reply, create.id);
-        }
-        await app.quotas.admit(request, { inputs: staged.total, batch: true });
+        // A repeat (same settings and inputs) goes on with the first one's id: creating is
+        // create-if-absent, so of two concurrent posts one makes the batch and the other answers
+        // it, its own staging discarded; a repeat after a first post that died makes the batch.
+        if (!create.repeat) await app.quotas.admit(request, { inputs: staged.total, batch: true });
         await app.owners.claim(request, 'batch', create.id, { ttlSeconds: windowSeconds + BATCH_RETENTION_SECONDS + 86_400, listed: true });
       } catch (err) {
         await create?.release();
@@ -245,7 +243,7 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
         throw error;
       }
 
-      const { record } = await app.batches.start(
+      const { record, created } = await app.batches.start(
         {
           id: create.id,
           task: settings.task,
@@ -262,20 +260,13 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
         await create.release();
         throw err;
       });
-      await app.quotas.track(request, 'batch', record.id, record.total);
+      if (created) await app.quotas.track(request, 'batch', record.id, record.total);
       return accepted(reply, record);
     },
   );
 
   function accepted(reply: FastifyReply, record: BatchRecord): FastifyReply {
     return reply.code(202).header('location', `/v1/batches/${record.id}`).send(toBatchView(record));
-  }
-
-  /** A repeat of an idempotent post: the first post's batch, or 409 while the first is still being read. */
-  async function acceptedRepeat(reply: FastifyReply, id: string): Promise<FastifyReply> {
-    const existing = await store.get(id);
-    if (!existing) throw httpError('INFERQ_ERR_IDEMPOTENCY_IN_PROGRESS', String(reply.request.headers['idempotency-key']).slice(0, 100));
-    return accepted(reply, existing);
   }
 
   app.get(
