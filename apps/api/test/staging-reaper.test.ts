@@ -44,3 +44,30 @@ describe('the staging reaper', () => {
     await stalled.discard();
   });
 });
+
+describe('batches left validating', () => {
+  it('a batch whose API process died between its record and its flow is queued by the reaper, once', async () => {
+    const { store } = env.app.batches;
+    // As the dead process left it: a complete staging, the record made, no flow.
+    const stager = store.stager(2);
+    for (let i = 0; i < 5; i++) await stager.add(`c${i}`, `text ${i}`, i + 1);
+    const staged = await stager.finish();
+    const created = Date.now() - 600_000; // past the grace period (300 s by default)
+    const batch = { id: `batch_${'a'.repeat(32)}`, task: 'classification', model: 'acme/sentiment', parameters: {}, completionWindow: '24h', windowSeconds: 86_400, retentionSeconds: 3600 };
+    expect(await store.create(batch, staged, created)).toBe(true);
+    expect((await store.get(batch.id))?.status).toBe('validating');
+
+    const waiting = () => env.app.queues.redis.llen(`${env.config.QUEUE_PREFIX}:bulk--acme--sentiment:wait`);
+    const before = await waiting();
+    expect(await env.app.batches.resumeStalledStarts()).toBe(1);
+    expect((await store.get(batch.id))?.status).toBe('in_progress');
+    expect((await waiting()) - before).toBe(3); // its three chunks
+    // A second pass finds nothing to do.
+    expect(await env.app.batches.resumeStalledStarts()).toBe(0);
+    // A fresh batch still being started by a live process is left alone.
+    const fresh = store.stager(2);
+    await fresh.add('x', 'y', 1);
+    expect(await store.create({ ...batch, id: `batch_${'b'.repeat(32)}` }, await fresh.finish())).toBe(true);
+    expect(await env.app.batches.resumeStalledStarts()).toBe(0);
+  });
+});

@@ -36,6 +36,8 @@ export interface BatchService {
   start(batch: NewBatch, staged: StagedBatch): Promise<{ record: BatchRecord; created: boolean }>;
   /** Throws `INFERQ_ERR_QUEUE_UNAVAILABLE` while Redis is down. */
   assertAvailable(): void;
+  /** Queues the batches left `validating` by an API process that died after their record (the reaper runs it); resolves with how many. */
+  resumeStalledStarts(now?: number): Promise<number>;
 }
 
 declare module 'fastify' {
@@ -50,13 +52,15 @@ export const batchesPlugin = fp<BatchesOptions>(
     const { prefix, retentionSeconds, chunkAttempts, stagingGraceMs } = { chunkAttempts: 3, stagingGraceMs: 300_000, ...opts };
     const redis = app.queues.redis;
     const store = new BatchStore(redis, prefix, stagingGraceMs);
-    // Any API process deletes the stagings of uploads whose process died mid-upload.
+    // Any API process deletes the stagings of uploads whose process died mid-upload, and
+    // finishes starting the batches whose process died between their record and their flow.
     const reaper = setInterval(() => {
       if (redis.status !== 'ready') return;
       store.reapStaging().then(
         (stages) => stages.length > 0 && app.log.info({ stages: stages.length }, 'deleted the staging of abandoned uploads'),
         (err: unknown) => app.log.warn({ err }, 'reaping abandoned uploads failed'),
       );
+      resumeStalledStarts().catch((err: unknown) => app.log.warn({ err }, 'resuming batches left validating failed'));
     }, Math.max(1000, stagingGraceMs / 2));
     reaper.unref();
     app.addHook('onClose', async () => clearInterval(reaper));
@@ -89,8 +93,35 @@ export const batchesPlugin = fp<BatchesOptions>(
       });
     }
 
+    /**
+     * A batch still `validating` well after its creation lost its API process between the
+     * record and the flow: its inputs are all staged (the record is made only from a complete
+     * staging), so the flow is added now (BullMQ ignores job ids that exist) and it runs.
+     * Batches created in the last hour are looked at, those older than the grace period resumed.
+     */
+    async function resumeStalledStarts(now = Date.now()): Promise<number> {
+      const settle = Math.max(60_000, stagingGraceMs);
+      const ids = await redis.zrangebyscore(store.indexKey(), now - 3_600_000, now - settle);
+      if (ids.length === 0) return 0;
+      const pipeline = redis.pipeline();
+      for (const id of ids) pipeline.hget(store.batchKey(id), 'status');
+      const statuses = ((await pipeline.exec()) ?? []).map(([, status]) => status);
+      let resumed = 0;
+      for (const [i, id] of ids.entries()) {
+        if (statuses[i] !== 'validating') continue;
+        const record = await store.get(id);
+        if (!record) continue;
+        await addFlow(record);
+        await store.transition(id, 'in_progress', ['validating']);
+        app.log.warn({ batchId: id }, 'resumed a batch whose API process stopped before queueing it');
+        resumed++;
+      }
+      return resumed;
+    }
+
     const service: BatchService = {
       store,
+      resumeStalledStarts,
       assertAvailable() {
         if (redis.status !== 'ready') throw httpError('INFERQ_ERR_QUEUE_UNAVAILABLE');
       },
