@@ -23,3 +23,4 @@ export * from './pipelines/text-classification.js';
 export * from './pipelines/text-generation.js';
 export * from './pipelines/zero-shot-classification.js';
 export * from './text-tokenizer.js';
+export * from './truncation.js';
