@@ -6,6 +6,7 @@ import {
   TextClassificationPipeline,
   TextGenerationPipeline,
   ZeroShotClassificationPipeline,
+  cpuTurns,
   modelPath,
   readModelConfig,
   topK,
@@ -63,13 +64,19 @@ interface TaskHandler {
 
 type Params = Record<string, unknown>;
 
-/** Calls a pipeline's `prepare`; what it rejects is the caller's input, not a model failure. */
-function validated<T>(prepare: () => T): T {
-  try {
-    return prepare();
-  } catch (err) {
-    throw new JobError('INFERQ_ERR_VALIDATION', err instanceof Error ? err.message : String(err));
-  }
+/**
+ * Calls a pipeline's `prepare` (tokenizes) in its turn of the event loop ({@link cpuTurns}:
+ * the inputs of a bulk chunk or of many jobs don't hold the loop all at once); what it
+ * rejects is the caller's input, not a model failure.
+ */
+function validated<T>(prepare: () => T, priority = 0): Promise<T> {
+  return cpuTurns.run(() => {
+    try {
+      return prepare();
+    } catch (err) {
+      throw err instanceof JobError ? err : new JobError('INFERQ_ERR_VALIDATION', err instanceof Error ? err.message : String(err));
+    }
+  }, priority);
 }
 
 /** The API's snake_case generation parameters in the pipelines' camelCase. */
@@ -133,7 +140,7 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
       return {
         device: pipeline.session.device,
         async run(input, p, { priority }) {
-          const encoded = validated(() => pipeline.encode(input as string));
+          const encoded = await validated(() => pipeline.encode(input as string), priority);
           return topK(await batches.submit(encoded, { priority }), p.top_k as number | undefined);
         },
         close: async () => (await batches.close(), await pipeline.release()),
@@ -151,13 +158,15 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
       return {
         device: pipeline.session.device,
         async run(input, p, { priority }) {
-          const prepared = validated(() =>
-            pipeline.prepare({
-              text: input as string,
-              candidateLabels: p.candidate_labels as string[],
-              hypothesisTemplate: p.hypothesis_template as string | undefined,
-              multiLabel: p.multi_label as boolean | undefined,
-            }),
+          const prepared = await validated(
+            () =>
+              pipeline.prepare({
+                text: input as string,
+                candidateLabels: p.candidate_labels as string[],
+                hypothesisTemplate: p.hypothesis_template as string | undefined,
+                multiLabel: p.multi_label as boolean | undefined,
+              }),
+            priority,
           );
           const out = await batches.submit(prepared, { priority });
           return out.labels.map((label, i) => ({ label, score: out.scores[i] ?? 0 }));
@@ -172,7 +181,7 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
       return {
         device: pipeline.decoder.device,
         async run(input, p, { priority, onToken }) {
-          const prepared = validated(() => pipeline.prepare({ text: input as string, onToken, ...generationOptions(p) }));
+          const prepared = await validated(() => pipeline.prepare({ text: input as string, onToken, ...generationOptions(p) }), priority);
           return generationResult(await batches.submit(prepared, { priority }));
         },
         close: async () => (await batches.close(), await pipeline.release()),
@@ -185,13 +194,15 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
       return {
         device: pipeline.session.device,
         async run(input, p, { priority, onToken }) {
-          const prepared = validated(() =>
-            pipeline.prepare({
-              input: input as string | ChatMessage[],
-              onToken,
-              returnFullText: p.return_full_text as boolean | undefined,
-              ...generationOptions(p),
-            }),
+          const prepared = await validated(
+            () =>
+              pipeline.prepare({
+                input: input as string | ChatMessage[],
+                onToken,
+                returnFullText: p.return_full_text as boolean | undefined,
+                ...generationOptions(p),
+              }),
+            priority,
           );
           return generationResult(await batches.submit(prepared, { priority }));
         },

@@ -2,6 +2,7 @@ export * from './adaptive-batching.js';
 export * from './backend/onnx.js';
 export * from './batch-scheduler.js';
 export * from './chat-template.js';
+export * from './cpu-turns.js';
 export * from './generation/beam-search.js';
 export * from './generation/generate.js';
 export * from './generation/generation-config.js';
