@@ -58,6 +58,12 @@ export interface SubmitOptions {
    * @defaultValue 0 (interactive); bulk work uses 1
    */
   priority?: number;
+  /**
+   * Gives up on the input (a job's time limit): while it is pending it leaves the queue and
+   * the promise rejects with the signal's reason; once its batch runs, the batch finishes.
+   * @defaultValue none
+   */
+  signal?: AbortSignal;
 }
 
 interface Entry<P, O> {
@@ -121,6 +127,8 @@ export class BatchScheduler<I, P, O> {
   /** Queues one input; resolves with its own output. */
   submit(input: I, options: SubmitOptions = {}): Promise<O> {
     if (this.closing) return Promise.reject(new Error('The batch scheduler is closed'));
+    const { signal } = options;
+    if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<O>((resolve, reject) => {
       let prepared: P;
       try {
@@ -129,15 +137,22 @@ export class BatchScheduler<I, P, O> {
         reject(err);
         return;
       }
+      const onAbort = (): void => {
+        const at = this.pending.indexOf(entry);
+        if (at < 0) return; // running: its batch finishes
+        this.pending.splice(at, 1);
+        reject(signal?.reason);
+      };
       const entry: Entry<P, O> = {
         prepared,
         key: this.opts.groupKey?.(prepared) ?? '',
         priority: options.priority ?? 0,
         cost: Math.max(1, this.opts.cost(prepared)),
         enqueuedAt: performance.now(),
-        resolve,
-        reject,
+        resolve: (value) => (signal?.removeEventListener('abort', onAbort), resolve(value)),
+        reject: (reason) => (signal?.removeEventListener('abort', onAbort), reject(reason)),
       };
+      signal?.addEventListener('abort', onAbort, { once: true });
       // Pending stays in (priority, arrival) order: pending[0] is the oldest most urgent input.
       const after = this.pending.findLastIndex((e) => e.priority <= entry.priority);
       this.pending.splice(after + 1, 0, entry);
