@@ -6,6 +6,7 @@ import {
   TextClassificationPipeline,
   TextGenerationPipeline,
   ZeroShotClassificationPipeline,
+  PromptTooLongError,
   cpuTurns,
   modelPath,
   readModelConfig,
@@ -53,6 +54,8 @@ export interface RunOptions {
   priority?: number;
   /** Receives each new piece of generated text (summarization, generation), for streaming. */
   onToken?: (delta: string) => void;
+  /** Gives up on the input (the job's time limit): it leaves the scheduler's queue if it hasn't run yet. */
+  signal?: AbortSignal;
 }
 
 /** One task of one model: a pipeline and the scheduler that batches its inputs. */
@@ -74,7 +77,9 @@ function validated<T>(prepare: () => T, priority = 0): Promise<T> {
     try {
       return prepare();
     } catch (err) {
-      throw err instanceof JobError ? err : new JobError('INFERQ_ERR_VALIDATION', err instanceof Error ? err.message : String(err));
+      if (err instanceof JobError) throw err;
+      if (err instanceof PromptTooLongError) throw new JobError('INFERQ_ERR_PROMPT_TOO_LONG', `${err.message} (MAX_PROMPT_TOKENS)`);
+      throw new JobError('INFERQ_ERR_VALIDATION', err instanceof Error ? err.message : String(err));
     }
   }, priority);
 }
@@ -97,6 +102,28 @@ export function generationOptions(p: Params): GenerationOptions {
     stop: pick<string[]>('stop'),
   };
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as GenerationOptions;
+}
+
+/**
+ * The caps of one summarization or generation request (issue 15.2): every beam generates
+ * every new token, so `num_beams x max_new_tokens` is capped, and its cost in the batch cost
+ * model (the scheduler's: prompt and new tokens, per beam) may not pass `MAX_REQUEST_TOKENS`,
+ * so no single request holds the model's session for long while others wait.
+ */
+function checkGenerationCost(config: WorkerConfig, generation: { numBeams: number; maxNewTokens: number }, cost: number): void {
+  const beamTokens = generation.numBeams * generation.maxNewTokens;
+  if (beamTokens > config.MAX_BEAM_TOKENS) {
+    throw new JobError(
+      'INFERQ_ERR_BEAMS_TOO_COSTLY',
+      `num_beams (${generation.numBeams}) x max_new_tokens (${generation.maxNewTokens}) is ${beamTokens}; the limit is ${config.MAX_BEAM_TOKENS} (MAX_BEAM_TOKENS)`,
+    );
+  }
+  if (cost > config.MAX_REQUEST_TOKENS) {
+    throw new JobError(
+      'INFERQ_ERR_REQUEST_TOO_COSTLY',
+      `The request costs ${cost} tokens (prompt and new tokens, per beam); one request may cost at most ${config.MAX_REQUEST_TOKENS} (MAX_REQUEST_TOKENS)`,
+    );
+  }
 }
 
 function generationResult(out: GeneratedText): GenerationResult {
@@ -139,9 +166,9 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
       const batches = scheduler<Encoded, LabelScore[]>('classification', (b) => pipeline.run(b), (e) => e.ids.length);
       return {
         device: pipeline.session.device,
-        async run(input, p, { priority }) {
+        async run(input, p, { priority, signal }) {
           const encoded = await validated(() => pipeline.encode(input as string), priority);
-          return topK(await batches.submit(encoded, { priority }), p.top_k as number | undefined);
+          return topK(await batches.submit(encoded, { priority, signal }), p.top_k as number | undefined);
         },
         close: async () => (await batches.close(), await pipeline.release()),
       };
@@ -157,7 +184,7 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
       );
       return {
         device: pipeline.session.device,
-        async run(input, p, { priority }) {
+        async run(input, p, { priority, signal }) {
           const prepared = await validated(
             () =>
               pipeline.prepare({
@@ -168,7 +195,7 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
               }),
             priority,
           );
-          const out = await batches.submit(prepared, { priority });
+          const out = await batches.submit(prepared, { priority, signal });
           return out.labels.map((label, i) => ({ label, score: out.scores[i] ?? 0 }));
         },
         close: async () => (await batches.close(), await pipeline.release()),
@@ -180,9 +207,10 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
       const batches = scheduler<Prepared, GeneratedText>('summarization', (b) => pipeline.run(b), (p) => pipeline.cost(p), (p) => pipeline.groupKey(p));
       return {
         device: pipeline.decoder.device,
-        async run(input, p, { priority, onToken }) {
+        async run(input, p, { priority, onToken, signal }) {
           const prepared = await validated(() => pipeline.prepare({ text: input as string, onToken, ...generationOptions(p) }), priority);
-          return generationResult(await batches.submit(prepared, { priority }));
+          checkGenerationCost(config, prepared.config, pipeline.cost(prepared));
+          return generationResult(await batches.submit(signal ? { ...prepared, signal } : prepared, { priority, signal }));
         },
         close: async () => (await batches.close(), await pipeline.release()),
       };
@@ -193,18 +221,20 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
       const batches = scheduler<Prepared, GeneratedText>('generation', (b) => pipeline.run(b), (p) => pipeline.cost(p), (p) => pipeline.groupKey(p));
       return {
         device: pipeline.session.device,
-        async run(input, p, { priority, onToken }) {
+        async run(input, p, { priority, onToken, signal }) {
           const prepared = await validated(
             () =>
               pipeline.prepare({
                 input: input as string | ChatMessage[],
                 onToken,
                 returnFullText: p.return_full_text as boolean | undefined,
+                maxPromptTokens: config.MAX_PROMPT_TOKENS,
                 ...generationOptions(p),
               }),
             priority,
           );
-          return generationResult(await batches.submit(prepared, { priority }));
+          checkGenerationCost(config, prepared.config, pipeline.cost(prepared));
+          return generationResult(await batches.submit(signal ? { ...prepared, signal } : prepared, { priority, signal }));
         },
         close: async () => (await batches.close(), await pipeline.release()),
       };

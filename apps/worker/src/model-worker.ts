@@ -40,10 +40,14 @@ export class ModelWorker {
 
     const processor = async (job: Job<InferenceJobData, InferenceJobResult>): Promise<InferenceJobResult> => {
       const { task, input, parameters } = job.data;
+      const deadline = jobDeadline(config.JOB_TIMEOUT_MS);
       try {
         // A streamed job's text goes out as progress events as it is generated (SSE reads them).
-        const onToken = job.data.stream ? (delta: string) => void job.updateProgress({ delta }).catch(() => {}) : undefined;
-        const result = (await runner.run(task, input, parameters, { onToken })) as InferenceJobResult;
+        const onToken = job.data.stream
+          ? (delta: string) => void (deadline.signal.aborted ? undefined : job.updateProgress({ delta }).catch(() => {}))
+          : undefined;
+        const run = runner.run(task, input, parameters, { onToken, signal: deadline.signal });
+        const result = (await Promise.race([run, deadline.expired])) as InferenceJobResult;
         metrics.jobs.inc({ model: modelId, status: 'succeeded' });
         await outbox?.jobEnded(job, { result });
         return result;
@@ -54,6 +58,8 @@ export class ModelWorker {
         const final = queueError instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
         if (final) await outbox?.jobEnded(job, { errorReason: queueError.message });
         throw queueError;
+      } finally {
+        deadline.clear();
       }
     };
 
@@ -92,6 +98,27 @@ export class ModelWorker {
     })();
     return this.closing;
   }
+}
+
+/**
+ * A single job's time limit (`JOB_TIMEOUT_MS`, 0: none): `expired` rejects with
+ * `INFERQ_ERR_JOB_TIMEOUT` when it passes, and `signal` aborts then, taking the job's input
+ * out of the scheduler's queue if its batch hasn't started (a running batch can't be
+ * interrupted; its cost is bounded by the token caps).
+ */
+export function jobDeadline(timeoutMs: number): { signal: AbortSignal; expired: Promise<never>; clear: () => void } {
+  const controller = new AbortController();
+  if (timeoutMs <= 0) return { signal: controller.signal, expired: new Promise<never>(() => {}), clear: () => {} };
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const error = new JobError('INFERQ_ERR_JOB_TIMEOUT', `The job ran past JOB_TIMEOUT_MS (${timeoutMs} ms)`);
+      controller.abort(error);
+      reject(error);
+    }, timeoutMs);
+  });
+  expired.catch(() => {}); // a job that ends in time never reads it
+  return { signal: controller.signal, expired, clear: () => clearTimeout(timer) };
 }
 
 /**

@@ -18,6 +18,7 @@ export * from './models/past-shapes.js';
 export * from './models/seq2seq-lm-batch.js';
 export * from './padding.js';
 export * from './pipelines/generated-text.js';
+export * from './pipelines/input-limits.js';
 export * from './pipelines/load-pipeline.js';
 export * from './pipelines/summarization.js';
 export * from './pipelines/text-classification.js';
