@@ -102,6 +102,18 @@ export function buildReport(r) {
     ratios.push({ name: `API peak RSS, ${small.inputs} / ${large.inputs} inputs (large at most 1.5x small)`, ...summarize([small.apiPeakMiB / large.apiPeakMiB]), target: round(1 / 1.5, 2) });
     ratios.push({ name: `worker peak RSS, ${small.inputs} / ${large.inputs} inputs (large at most 1.5x small)`, ...summarize([small.workerPeakMiB / large.workerPeakMiB]), target: round(1 / 1.5, 2) });
   }
+  if (r.longInputs) {
+    const L = r.longInputs;
+    figures['long inputs idle p95'] = summarize(L.map((x) => x.idle.p95));
+    figures['long inputs busy p50'] = summarize(L.map((x) => x.busy.p50));
+    figures['long inputs busy p95'] = summarize(L.map((x) => x.busy.p95));
+    figures['long inputs idle loop max'] = summarize(L.map((x) => x.idle.loop.maxMs));
+    figures['long inputs idle loop p99'] = summarize(L.map((x) => x.idle.loop.p99Ms));
+    figures['long inputs busy loop max'] = summarize(L.map((x) => x.busy.loop.maxMs));
+    figures['long inputs busy loop p99'] = summarize(L.map((x) => x.busy.loop.p99Ms));
+    // Lower is better: at most 2x idle, checked as idle/busy >= 0.5.
+    ratios.push({ name: 'idle p95 / p95 under long inputs (bulk 100k-char lines, zero-shot 50 labels x 100k chars; at most 2x idle)', ...summarize(L.map((x) => x.idle.p95 / x.busy.p95)), target: 0.5 });
+  }
   for (const x of ratios) x.met = x.median >= x.target;
   return { figures, ratios };
 }
@@ -165,6 +177,17 @@ export function renderMarkdown(r, report, { tablesOnly = false } = {}) {
       lines.push(`| 8. peak RSS, batch of ${m.inputs} inputs run to the end: worker | ${m.workerPeakMiB.toFixed(0)} | MiB |`);
     }
   } else lines.push('| 8. memory | not run | |');
+  if (f['long inputs busy p95']) {
+    const L = r.longInputs[0];
+    const load = `${L.bulkInputs} bulk lines and zero-shot jobs of ${L.labels} labels, ${L.chars} characters each`;
+    lines.push(rowFor('9. single jobs at 5/s, idle: p95', f['long inputs idle p95'], 'ms', 0));
+    lines.push(rowFor(`9. single jobs at 5/s, during ${load}: p50`, f['long inputs busy p50'], 'ms', 0));
+    lines.push(rowFor(`9. single jobs at 5/s, during ${load}: p95`, f['long inputs busy p95'], 'ms', 0));
+    lines.push(rowFor('9. worker event loop delay, idle: worst window max', f['long inputs idle loop max'], 'ms', 0));
+    lines.push(rowFor('9. worker event loop delay, idle: worst window p99', f['long inputs idle loop p99'], 'ms', 0));
+    lines.push(rowFor(`9. worker event loop delay, during ${load}: worst window max`, f['long inputs busy loop max'], 'ms', 0));
+    lines.push(rowFor(`9. worker event loop delay, during ${load}: worst window p99`, f['long inputs busy loop p99'], 'ms', 0));
+  } else lines.push('| 9. long inputs | not run | |');
   lines.push('');
 
   lines.push('## Ratios and targets', '', '| ratio | median (min–max) | target | |', '|---|---|---|---|');
