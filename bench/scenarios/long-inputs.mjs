@@ -74,6 +74,19 @@ async function waitJob(apiUrl, id) {
   }
 }
 
+/** Polls a batch until it ends (a cancelled batch ends once its running chunk has). */
+async function batchEnded(apiUrl, id) {
+  for (;;) {
+    const view = (await jsonRequest(`${apiUrl}/v1/batches/${id}`)).body;
+    if (['completed', 'failed', 'cancelled', 'expired'].includes(view.status)) return view;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
+ * Probes idle, then under each load in turn (zero-shot jobs only, bulk only, both), each
+ * phase ending before the next starts; `busy` is the last (both), the issue's scenario.
+ */
 export async function runLongInputs({ root, modelsDir, modelId, nliId, threads, texts, probeTexts, bulkInputs, chars = 100_000, labels = 50, rate = 5, log = () => {} }) {
   const prefix = uniquePrefix('long');
   const common = { REDIS_URL, QUEUE_PREFIX: prefix, MODELS_DIR: modelsDir, DEFAULT_MODEL_CLASSIFICATION: modelId, DEFAULT_MODEL_ZERO_SHOT: nliId };
@@ -81,22 +94,20 @@ export async function runLongInputs({ root, modelsDir, modelId, nliId, threads, 
     startApi(root, { ...common, LOG_LEVEL: 'warn' }),
     startWorker(root, { ...common, WORKER_MODELS: `${modelId},${nliId}`, THREADS: String(threads) }),
   ]);
-  try {
-    await probe(api.url, probeTexts.slice(0, 10), rate); // warm-up
-    let watch = watchLoop(worker.metricsPort);
-    const idle = await probe(api.url, probeTexts, rate);
-    const idleLoop = await watch();
-    log(`long inputs, idle: probes p50 ${pct(idle, 50).toFixed(0)} ms, p95 ${pct(idle, 95).toFixed(0)} ms; event loop delay max ${idleLoop.maxMs.toFixed(0)} ms, p99 ${idleLoop.p99Ms.toFixed(0)} ms`);
+  const lines = Array.from({ length: bulkInputs }, (_, i) => JSON.stringify({ custom_id: `l${i}`, input: longText(texts, chars, i * 13) }));
+  const candidateLabels = Array.from({ length: labels }, (_, i) => `${texts[i % texts.length].split(' ').slice(0, 3).join(' ')} ${i}`);
 
-    const lines = Array.from({ length: bulkInputs }, (_, i) => JSON.stringify({ custom_id: `l${i}`, input: longText(texts, chars, i * 13) }));
-    const candidateLabels = Array.from({ length: labels }, (_, i) => `${texts[i % texts.length].split(' ').slice(0, 3).join(' ')} ${i}`);
-    watch = watchLoop(worker.metricsPort);
-    const upload = await fetch(`${api.url}/v1/batches?task=classification`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: lines.join('\n') });
-    if (upload.status !== 202) throw new Error(`upload: ${upload.status} ${await upload.text()}`);
-    const batchId = (await upload.json()).id;
-    // Zero-shot jobs of 50 labels x 100k characters, one after another, for as long as the probes run.
-    let probing = true;
-    const zeroShot = { done: 0, failed: 0 };
+  async function phase(name, { bulk, zeroShot }) {
+    const watch = watchLoop(worker.metricsPort);
+    let batchId;
+    if (bulk) {
+      const upload = await fetch(`${api.url}/v1/batches?task=classification`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: lines.join('\n') });
+      if (upload.status !== 202) throw new Error(`upload: ${upload.status} ${await upload.text()}`);
+      batchId = (await upload.json()).id;
+    }
+    // Zero-shot jobs of `labels` labels x `chars` characters, one after another, for as long as the probes run.
+    let probing = zeroShot;
+    const zeroShotJobs = { done: 0, failed: 0 };
     const zeroShotLoop = (async () => {
       for (let k = 0; probing; k++) {
         const { body } = await jsonRequest(`${api.url}/v1/jobs`, {
@@ -104,32 +115,36 @@ export async function runLongInputs({ root, modelsDir, modelId, nliId, threads, 
           body: { task: 'zero-shot-classification', model: nliId, input: longText(texts, chars, 1000 + k * 17), parameters: { candidate_labels: candidateLabels } },
         });
         const view = await waitJob(api.url, body.id);
-        if (view.status === 'succeeded') zeroShot.done++;
-        else zeroShot.failed++;
+        if (view.status === 'succeeded') zeroShotJobs.done++;
+        else zeroShotJobs.failed++;
       }
     })();
-    const busy = await probe(api.url, probeTexts, rate);
+    const latencies = await probe(api.url, probeTexts, rate);
     probing = false;
     await zeroShotLoop;
-    const busyLoop = await watch();
-    const view = (await jsonRequest(`${api.url}/v1/batches/${batchId}`)).body;
-    await fetch(`${api.url}/v1/batches/${batchId}/cancel`, { method: 'POST' });
-    const bulkDone = view.request_counts.completed + view.request_counts.failed;
+    let bulkDone = 0;
+    if (batchId) {
+      const view = (await jsonRequest(`${api.url}/v1/batches/${batchId}`)).body;
+      bulkDone = view.request_counts.completed + view.request_counts.failed;
+      await fetch(`${api.url}/v1/batches/${batchId}/cancel`, { method: 'POST' });
+      await batchEnded(api.url, batchId);
+    }
+    const loop = await watch();
+    const result = { p50: pct(latencies, 50), p95: pct(latencies, 95), loop, bulkDone, zeroShotJobs };
     log(
-      `long inputs, under ${bulkInputs} x ${chars} chars bulk (${bulkDone} done) and ${zeroShot.done} zero-shot jobs of ${labels} labels x ${chars} chars: ` +
-        `probes p50 ${pct(busy, 50).toFixed(0)} ms, p95 ${pct(busy, 95).toFixed(0)} ms; event loop delay max ${busyLoop.maxMs.toFixed(0)} ms, p99 ${busyLoop.p99Ms.toFixed(0)} ms`,
+      `long inputs, ${name}: probes p50 ${result.p50.toFixed(0)} ms, p95 ${result.p95.toFixed(0)} ms; event loop delay max ${loop.maxMs.toFixed(0)} ms, ` +
+        `p99 ${loop.p99Ms.toFixed(0)} ms${bulk ? `; ${bulkDone} bulk inputs done` : ''}${zeroShot ? `; ${zeroShotJobs.done} zero-shot jobs done` : ''}`,
     );
-    return {
-      idle: { p50: pct(idle, 50), p95: pct(idle, 95), loop: idleLoop },
-      busy: { p50: pct(busy, 50), p95: pct(busy, 95), loop: busyLoop },
-      bulkInputs,
-      bulkDoneWhenProbesEnded: bulkDone,
-      zeroShotJobs: zeroShot,
-      chars,
-      labels,
-      probes: probeTexts.length,
-      rate,
-    };
+    return result;
+  }
+
+  try {
+    await probe(api.url, probeTexts.slice(0, 10), rate); // warm-up
+    const idle = await phase('idle', { bulk: false, zeroShot: false });
+    const zeroShotOnly = await phase(`under zero-shot jobs of ${labels} labels x ${chars} chars`, { bulk: false, zeroShot: true });
+    const bulkOnly = await phase(`under a bulk batch of ${bulkInputs} x ${chars} chars`, { bulk: true, zeroShot: false });
+    const busy = await phase('under both', { bulk: true, zeroShot: true });
+    return { idle, zeroShotOnly, bulkOnly, busy, bulkInputs, chars, labels, probes: probeTexts.length, rate };
   } finally {
     await Promise.all([api.proc.stop(), worker.proc.stop()]);
     await deletePrefix(prefix);

@@ -72,7 +72,16 @@ export function availableDevices(): Device[] {
     .filter((name) => known.includes(name));
 }
 
-/** The session options for a device, the same on the caller's thread and on a session thread. */
+/**
+ * The session options for a device, the same on the caller's thread and on a session thread.
+ * onnxruntime's pool threads spin (busy-wait) between ops by default. A worker runs several
+ * sessions at once (each model and task, plus the thread that serves them), and spinning
+ * threads took the cores from the others and from the worker's event loop: on 2 cores,
+ * single jobs during a 50-label zero-shot job went from p95 214 ms to 1,306 ms with
+ * spinning, and the loop stopped for up to 615 ms (70 ms without); one session alone was
+ * no faster with it (bench llama, 8 rows: 526-712 tokens/s without spinning, 153-315 with,
+ * on this shared machine). So the threads sleep when idle.
+ */
 function ortOptions(device: Device, intraOpThreads: number): ort.InferenceSession.SessionOptions {
   return {
     executionProviders: device === 'cpu' ? ['cpu'] : [device],
@@ -80,6 +89,7 @@ function ortOptions(device: Device, intraOpThreads: number): ort.InferenceSessio
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
   };
 }
 
