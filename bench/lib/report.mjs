@@ -109,6 +109,7 @@ export function buildReport(r) {
       figures[`long inputs ${key} p95`] = summarize(L.map((x) => x[key].p95));
       figures[`long inputs ${key} loop max`] = summarize(L.map((x) => x[key].loop.maxMs));
       figures[`long inputs ${key} loop p99`] = summarize(L.map((x) => x[key].loop.p99Ms));
+      figures[`long inputs ${key} background`] = summarize(L.map((x) => x[key].backgroundCores ?? NaN));
     }
     // Lower is better: at most 2x idle, checked as idle/busy >= 0.5.
     ratios.push({ name: 'idle p95 / p95 under long inputs (bulk 100k-char lines and zero-shot 50 labels x 100k chars; at most 2x idle)', ...summarize(L.map((x) => x.idle.p95 / x.busy.p95)), target: 0.5 });
@@ -188,6 +189,7 @@ export function renderMarkdown(r, report, { tablesOnly = false } = {}) {
       lines.push(rowFor(`9. single jobs at 5/s, ${label}: p50 / p95`, f[`long inputs ${key} p50`], 'ms', 0).replace(/ \| ms \|$/, ` / ${fmt(f[`long inputs ${key} p95`], 0)} | ms |`));
       lines.push(rowFor(`9. worker event loop delay, ${label}: max / p99 (worst 1 s window)`, f[`long inputs ${key} loop max`], 'ms', 0).replace(/ \| ms \|$/, ` / ${fmt(f[`long inputs ${key} loop p99`], 0)} | ms |`));
     }
+    lines.push(`| 9. other processes' CPU meanwhile (idle / zero-shot / bulk / both) | ${['idle', 'zeroShotOnly', 'bulkOnly', 'busy'].map((k) => fmt(f[`long inputs ${k} background`], 2)).join(' / ')} | cores |`);
   } else lines.push('| 9. long inputs | not run | |');
   lines.push('');
 
