@@ -76,11 +76,11 @@ export function availableDevices(): Device[] {
  * The session options for a device, the same on the caller's thread and on a session thread.
  * onnxruntime's pool threads spin (busy-wait) between ops by default. A worker runs several
  * sessions at once (each model and task, plus the thread that serves them), and spinning
- * threads took the cores from the others and from the worker's event loop: on 2 cores,
- * single jobs during a 50-label zero-shot job went from p95 214 ms to 1,306 ms with
- * spinning, and the loop stopped for up to 615 ms (70 ms without); one session alone was
- * no faster with it (bench llama, 8 rows: 526-712 tokens/s without spinning, 153-315 with,
- * on this shared machine). So the threads sleep when idle.
+ * threads took the cores from the others and from the worker's event loop. Bench scenario 9
+ * on 2 shared cores, three paired runs: single jobs' p95 during a 50-label zero-shot job
+ * on another session 134 / 1,636 / 191 ms without spinning, 432 / 2,403 / 2,628 ms with it.
+ * One session alone was no faster with it here (bench llama, 8 rows: 526-712 tokens/s
+ * without, 153-315 with). So the threads sleep when idle.
  */
 function ortOptions(device: Device, intraOpThreads: number): ort.InferenceSession.SessionOptions {
   return {
