@@ -16,6 +16,7 @@ import {
   type GeneratedText,
   type GenerationOptions,
   type LabelScore,
+  type PairLogits,
   type PipelineLoadOptions,
 } from '@inferq/inference';
 import type { WorkerConfig } from './config.js';
@@ -182,6 +183,7 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
         (p) => pipeline.cost(p),
         (p) => pipeline.groupKey(p),
       );
+      const pairs = scheduler<Encoded, PairLogits>('zero-shot-classification', (rows) => pipeline.runPairs(rows), (e) => e.ids.length);
       return {
         device: pipeline.session.device,
         async run(input, p, { priority, signal }) {
@@ -195,10 +197,19 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
               }),
             priority,
           );
-          const out = await batches.submit(prepared, { priority, signal });
+          // A request costing more than a whole batch (50 labels x 512 tokens is 25,600) would
+          // hold the session for all of it while every other zero-shot job (tickets) waits:
+          // its pairs run as bulk inputs do instead, a few at a time, behind other requests.
+          const out =
+            pipeline.cost(prepared) > config.MAX_BATCH_TOKENS
+              ? pipeline.combine(
+                  prepared,
+                  await Promise.all(prepared.pairs.map((pair) => pairs.submit(pair, { priority: Math.max(1, priority ?? 0), signal }))),
+                )
+              : await batches.submit(prepared, { priority, signal });
           return out.labels.map((label, i) => ({ label, score: out.scores[i] ?? 0 }));
         },
-        close: async () => (await batches.close(), await pipeline.release()),
+        close: async () => (await batches.close(), await pairs.close(), await pipeline.release()),
       };
     },
     async summarization() {
