@@ -9,6 +9,7 @@ import {
   PromptTooLongError,
   cpuTurns,
   modelPath,
+  urgentWork,
   readModelConfig,
   topK,
   type BatchStats,
@@ -152,6 +153,8 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
       maxDelayMs: config.MAX_DELAY_MS,
       maxBackgroundBatchTokens: config.BACKGROUND_BATCH_TOKENS,
       adaptive: config.BATCHING === 'adaptive',
+      // Every model's sessions share the cores: bulk batches wait while any single job's batch runs.
+      urgentWork,
       onBatch: (stats: BatchStats) => {
         metrics.batchSize.observe({ model: modelId }, stats.size);
         metrics.batchSeconds.observe({ model: modelId }, stats.durationMs / 1000);

@@ -1,4 +1,5 @@
 import { AdaptiveBatchPolicy, type AdaptiveBatchingOptions } from './adaptive-batching.js';
+import type { UrgentWork } from './urgent-work.js';
 
 export interface BatchSchedulerOptions<I, P, O> {
   /** Turns one input into what a batch is made of (tokenizes). A throw fails that input alone. */
@@ -26,6 +27,12 @@ export interface BatchSchedulerOptions<I, P, O> {
   maxBackgroundBatchTokens?: number;
   /** Called after every batch run, for metrics. */
   onBatch?: (stats: BatchStats) => void;
+  /**
+   * Shared with the schedulers of other sessions in the process: a batch of background
+   * inputs only waits while a batch holding an urgent input runs in any of them (they share
+   * the cores), and this scheduler's urgent batches count there. @defaultValue none
+   */
+  urgentWork?: UrgentWork;
   /**
    * Learn which batch shapes pay on this device ({@link AdaptiveBatchPolicy}): the three
    * limits above become caps, and the batch run is the one with the most predicted
@@ -95,8 +102,8 @@ const DEFAULTS = { maxBatchSize: 32, maxBatchTokens: 8192, maxDelayMs: 5, maxBac
  * retried until the failing input is alone.
  */
 export class BatchScheduler<I, P, O> {
-  private readonly opts: Required<Omit<BatchSchedulerOptions<I, P, O>, 'onBatch' | 'groupKey' | 'adaptive'>> &
-    Pick<BatchSchedulerOptions<I, P, O>, 'onBatch' | 'groupKey' | 'adaptive'>;
+  private readonly opts: Required<Omit<BatchSchedulerOptions<I, P, O>, 'onBatch' | 'groupKey' | 'adaptive' | 'urgentWork'>> &
+    Pick<BatchSchedulerOptions<I, P, O>, 'onBatch' | 'groupKey' | 'adaptive' | 'urgentWork'>;
   /** The adaptive policy (its fitted cost model, for logs and metrics); undefined with `adaptive: false`. */
   readonly policy: AdaptiveBatchPolicy | undefined;
   private pumpQueued = false;
@@ -105,6 +112,7 @@ export class BatchScheduler<I, P, O> {
   private closing = false;
   private timer: NodeJS.Timeout | undefined;
   private idleWaiters: (() => void)[] = [];
+  private waitingForUrgent = false;
 
   constructor(options: BatchSchedulerOptions<I, P, O>) {
     this.opts = { ...DEFAULTS, ...options };
@@ -186,6 +194,18 @@ export class BatchScheduler<I, P, O> {
       for (const wake of this.idleWaiters.splice(0)) wake();
       return;
     }
+    // Pending is in priority order: background inputs only wait while urgent work runs elsewhere.
+    const shared = this.opts.urgentWork;
+    if (shared?.busy && (this.pending[0]?.priority ?? 0) > 0 && !this.closing) {
+      if (!this.waitingForUrgent) {
+        this.waitingForUrgent = true;
+        shared.whenIdle(() => {
+          this.waitingForUrgent = false;
+          this.pump();
+        });
+      }
+      return;
+    }
     const waited = performance.now() - (this.pending[0]?.enqueuedAt ?? 0);
     // An urgent input with less urgent ones pending needn't wait for company: they fill its batch.
     const urgent = (this.pending[0]?.priority ?? 0) < (this.pending.at(-1)?.priority ?? 0);
@@ -203,16 +223,20 @@ export class BatchScheduler<I, P, O> {
     const taken = new Set(batch);
     this.pending = this.pending.filter((e) => !taken.has(e));
     this.running = true;
+    const holdsUrgent = batch.some((e) => e.priority <= 0);
+    if (holdsUrgent) this.opts.urgentWork?.begin();
     void this.execute(batch).then(
       (settle) => {
         // Start the next batch before the callers' continuations run (their jobs complete,
         // new ones are fetched), so that work overlaps the session instead of delaying it.
         this.running = false;
+        if (holdsUrgent) this.opts.urgentWork?.end();
         this.pump();
         settle();
       },
       () => {
         this.running = false;
+        if (holdsUrgent) this.opts.urgentWork?.end();
         this.pump();
       },
     );

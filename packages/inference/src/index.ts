@@ -26,3 +26,4 @@ export * from './pipelines/text-generation.js';
 export * from './pipelines/zero-shot-classification.js';
 export * from './text-tokenizer.js';
 export * from './truncation.js';
+export * from './urgent-work.js';
