@@ -194,7 +194,7 @@ describe('bulk batches through the API, Redis and a worker process', () => {
 
     expect((await readResults(api.url, first.json.id)).lines.map((l) => l.custom_id)).toEqual(ids(300));
     expect((await metric()) - before).toBe(300);
-    const ended = worker.proc.lines.filter((l) => l.msg === 'batch ended' && l.jobId === first.json.id);
+    const ended = worker.proc.lines.filter((l) => l.msg === 'batch ended' && l.batch === first.json.id);
     expect(ended).toHaveLength(1);
   });
 });

@@ -17,7 +17,8 @@ beforeAll(async () => {
   modelsDir = await mkdtemp(join(tmpdir(), 'inferq-crash-'));
   await ensureModel(modelsDir, TINY_CLASSIFIER_ID);
   env = { REDIS_URL, QUEUE_PREFIX: prefix, MODELS_DIR: modelsDir };
-  api = await startApi(env);
+  // The test long-polls all 300 jobs at once from one address: above the default per-client cap (256).
+  api = await startApi({ ...env, MAX_WAITS_PER_CLIENT: '1000' });
 });
 
 afterAll(async () => {

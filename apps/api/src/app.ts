@@ -17,6 +17,7 @@ import { loggerOptions } from './logger.js';
 import { modelCatalogPlugin } from './plugins/model-catalog.js';
 import { queuesPlugin } from './plugins/queues.js';
 import { batchesPlugin } from './plugins/batches.js';
+import { clientLimitsPlugin } from './plugins/client-limits.js';
 import { batchRoutes } from './routes/batches.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
@@ -87,6 +88,7 @@ export const app = fp<AppOptions>(
     await fastify.register(swaggerUi, { routePrefix: '/docs' });
 
     await fastify.register(queuesPlugin, { redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
+    await fastify.register(clientLimitsPlugin, { maxStreams: config.MAX_STREAMS_PER_CLIENT, maxWaits: config.MAX_WAITS_PER_CLIENT });
     await fastify.register(batchesPlugin, { prefix: config.QUEUE_PREFIX, retentionSeconds: config.BATCH_RETENTION_SECONDS });
     await fastify.register(modelCatalogPlugin, {
       modelsDir: config.MODELS_DIR,

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import envSchema from 'env-schema';
 import Type, { type Static } from 'typebox';
 import { MODEL_ID_PATTERN } from '@inferq/contracts';
-import { DEFAULT_PREFIX } from '@inferq/queue';
+import { DEFAULT_PREFIX, assertClusterPrefix } from '@inferq/queue';
 
 /**
  * The API's settings, read from the environment. `MODELS_DIR` defaults to `models` under the
@@ -16,8 +16,8 @@ function configSchema(cwd: string) {
     PORT: Type.Integer({ minimum: 0, maximum: 65_535, default: 8080 }),
     /** Address to bind. */
     HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
-    /** Redis holding the queues. */
-    REDIS_URL: Type.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379' }),
+    /** Redis holding the queues; `redis-cluster://host:port,host:port` for a Redis Cluster. */
+    REDIS_URL: Type.String({ pattern: '^rediss?(-cluster)?://', default: 'redis://127.0.0.1:6379' }),
     /** BullMQ key prefix; wrap it in braces (`{inferq}`) for Redis Cluster. */
     QUEUE_PREFIX: Type.String({ pattern: '^\\S+$', default: DEFAULT_PREFIX }),
     /** Folder of models, `<org>/<name>/config.json`. */
@@ -44,6 +44,14 @@ function configSchema(cwd: string) {
     MAX_BEAM_TOKENS: Type.Integer({ minimum: 1, default: 2048 }),
     /** Longest long-poll (`GET /v1/jobs/:id?wait=N`), in seconds. */
     MAX_WAIT_SECONDS: Type.Number({ minimum: 0, maximum: 600, default: 30 }),
+    /** Longest life of one event stream (`GET /v1/jobs/:id/events`), in seconds; then it ends and `EventSource` reconnects. */
+    SSE_MAX_SECONDS: Type.Number({ minimum: 1, maximum: 86_400, default: 300 }),
+    /** Reconnect delay sent to `EventSource` clients (`retry:`), in milliseconds. */
+    SSE_RETRY_MS: Type.Integer({ minimum: 1, maximum: 600_000, default: 2000 }),
+    /** Event streams one client (IP address) may hold open at once; past it, 429 `INFERQ_ERR_TOO_MANY_STREAMS`. */
+    MAX_STREAMS_PER_CLIENT: Type.Integer({ minimum: 1, default: 16 }),
+    /** Long-polls (`?wait=N` on jobs and tickets) one client (IP address) may hold at once; past it, 429 `INFERQ_ERR_TOO_MANY_WAITS`. */
+    MAX_WAITS_PER_CLIENT: Type.Integer({ minimum: 1, default: 256 }),
     /** Largest request body, in bytes. */
     BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 1_048_576 }),
     /** How long finished jobs stay readable, in seconds. */
@@ -56,6 +64,11 @@ function configSchema(cwd: string) {
     BATCH_UPLOAD_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 200 * 1024 * 1024 }),
     /** Largest JSON body of `POST /v1/batches`, in bytes (a JSON body is parsed whole: upload NDJSON for big batches). */
     BATCH_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 16 * 1024 * 1024 }),
+    /**
+     * How long an upload's staged chunks live after they were last touched, in milliseconds;
+     * touched three times per period while the upload goes on, so only an abandoned staging expires.
+     */
+    BATCH_STAGING_TTL_MS: Type.Integer({ minimum: 100, default: 3_600_000 }),
     /** How long a batch and its results stay readable after it ends, in seconds. */
     BATCH_RETENTION_SECONDS: Type.Integer({ minimum: 1, default: 7 * 86_400 }),
     /** Accept webhook URLs on loopback, private and link-local addresses (tests, receivers on the same host). */
@@ -71,5 +84,6 @@ export type ApiConfig = Static<ReturnType<typeof configSchema>>;
  */
 export function loadConfig(env: Record<string, string | undefined> = process.env): ApiConfig {
   const config = envSchema<ApiConfig>({ schema: configSchema(process.cwd()), data: { ...env }, env: false, dotenv: false });
+  assertClusterPrefix(config.REDIS_URL, config.QUEUE_PREFIX);
   return { ...config, MODELS_DIR: resolve(config.MODELS_DIR) };
 }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
 import { MAX_BATCH_INPUTS, MAX_INPUT_CHARS, type BatchList, type BatchView, type ErrorBody } from '@inferq/contracts';
-import { BATCHES_QUEUE, BatchStore, bulkQueueNameForModel, chunkJobId, createRedis } from '@inferq/queue';
+import { BATCHES_QUEUE, BatchStore, batchJobId, bulkQueueNameForModel, chunkJobId, createRedis } from '@inferq/queue';
 import { createTestEnv, GENERATOR, SENTIMENT, type TestEnv } from './helpers.js';
 
 const CHUNK = 4;
@@ -103,10 +103,10 @@ describe('POST /v1/batches', () => {
     expect(view.in_progress_at).not.toBeNull();
 
     expect(await bulk.getJobCountByTypes('waiting')).toBe(3);
-    const chunk = await bulk.getJob(chunkJobId(view.id, 2));
-    expect(chunk?.data).toMatchObject({ batch: view.id, chunk: 2 });
-    expect(await (await parents.getJob(view.id))?.getState()).toBe('waiting-children');
     const record = await store.get(view.id);
+    const chunk = await bulk.getJob(chunkJobId(view.id, record?.stage ?? '', 2));
+    expect(chunk?.data).toMatchObject({ batch: view.id, chunk: 2 });
+    expect(await (await parents.getJob(batchJobId(view.id, record?.stage ?? '')))?.getState()).toBe('waiting-children');
     expect(await store.readChunk(record?.stage ?? '', 2)).toEqual([
       ['c8', 'text number 8'],
       ['c9', 'text number 9'],

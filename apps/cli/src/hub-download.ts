@@ -38,7 +38,9 @@ export type HubErrorKind =
   | 'size-mismatch' // a file is not the size the Hub said
   | 'checksum-mismatch' // an LFS file's SHA-256 differs
   | 'no-onnx' // the repository has no ONNX export (of that variant)
-  | 'busy'; // another pull of the same model is running
+  | 'busy' // another pull of the same model is running
+  | 'too-large' // the model (or one of its small files, or the listing) is over the pull's size cap
+  | 'timeout'; // the pull did not finish within its deadline
 
 export class HubError extends Error {
   constructor(
@@ -107,9 +109,81 @@ export interface PullOptions {
   retries?: number;
   /** Wait before the first retry, doubled at each next one, in milliseconds. @defaultValue 500 */
   retryDelayMs?: number;
+  /**
+   * Most bytes the whole pull may download, whether or not the listing gives sizes: a mirror
+   * that lists no sizes and sends an endless file is cut here. @defaultValue 64 GiB
+   */
+  maxBytes?: number;
+  /** Most bytes of one file that is not an ONNX graph or its weights (config, tokenizer, ...). @defaultValue 256 MiB */
+  maxSmallFileBytes?: number;
+  /** Most bytes of the Hub's listing (JSON). @defaultValue 16 MiB */
+  maxListingBytes?: number;
+  /** The whole pull's deadline, in milliseconds; past it the pull stops (resumable). @defaultValue 6 hours */
+  timeoutMs?: number;
+  /** A request that receives nothing for this long is dropped and retried (resuming), in milliseconds. @defaultValue 60000 */
+  stallTimeoutMs?: number;
   /** Called as the pull goes. */
   onEvent?: (event: PullEvent) => void;
   signal?: AbortSignal;
+}
+
+/** Defaults of the pull's caps. */
+export const PULL_LIMITS = {
+  maxBytes: 64 * 1024 ** 3,
+  maxSmallFileBytes: 256 * 1024 ** 2,
+  maxListingBytes: 16 * 1024 ** 2,
+  timeoutMs: 6 * 3600_000,
+  stallTimeoutMs: 60_000,
+} as const;
+
+/** Whether a repository path is an ONNX graph or its external weights (the only large files). */
+function isLargeFile(path: string): boolean {
+  return path.startsWith('onnx/');
+}
+
+/** An error raised by a request that received nothing for too long: retried like a dropped connection. */
+class StallError extends Error {
+  override readonly name = 'StallError';
+}
+
+/**
+ * A signal aborted when `touch` has not been called for `ms` milliseconds (and when `parent`
+ * aborts). `done` stops its timer.
+ */
+function stallGuard(ms: number, parent: AbortSignal | undefined): { signal: AbortSignal; touch(): void; done(): void; stalled(): StallError | undefined } {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const touch = (): void => {
+    clearTimeout(timer);
+    timer = setTimeout(() => controller.abort(new StallError(`nothing received for ${ms} ms`)), ms);
+  };
+  touch();
+  const signal = parent ? AbortSignal.any([parent, controller.signal]) : controller.signal;
+  return {
+    signal,
+    touch,
+    done: () => clearTimeout(timer),
+    stalled: () => (controller.signal.reason instanceof StallError ? controller.signal.reason : undefined),
+  };
+}
+
+/** Reads a response body as text, refusing one over `maxBytes`. */
+async function readCapped(response: Response, maxBytes: number, what: string): Promise<string> {
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel();
+      throw new HubError('too-large', `${what} is over ${maxBytes} bytes; not read.`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 export interface PullResult {
@@ -245,7 +319,15 @@ async function hubGet(hub: Hub, url: string, headers: Record<string, string> = {
 }
 
 /** The repository's listing at `revision`. */
-export async function fetchModelInfo(options: { endpoint: string; token?: string; id: string; revision?: string; signal?: AbortSignal }): Promise<HubModelInfo> {
+export async function fetchModelInfo(options: {
+  endpoint: string;
+  token?: string;
+  id: string;
+  revision?: string;
+  signal?: AbortSignal;
+  /** Most bytes of the listing. @defaultValue 16 MiB */
+  maxBytes?: number;
+}): Promise<HubModelInfo> {
   const hub: Hub = { endpoint: options.endpoint, token: options.token, id: options.id, signal: options.signal };
   const revision = options.revision ?? 'main';
   const path = `/api/models/${encodePath(options.id)}${revision === 'main' ? '' : `/revision/${encodeURIComponent(revision)}`}?blobs=true`;
@@ -261,8 +343,14 @@ export async function fetchModelInfo(options: { endpoint: string; token?: string
     await response.body?.cancel();
     throw httpError(hub, response.status, `model ${options.id}${revision === 'main' ? '' : ` at revision ${revision}`}`);
   }
-  const info = (await response.json()) as HubModelInfo;
-  if (!Array.isArray(info.siblings)) throw new HubError('http', `The Hub's answer for ${options.id} lists no files (no "siblings")`);
+  const text = await readCapped(response, options.maxBytes ?? PULL_LIMITS.maxListingBytes, `The Hub's listing of ${options.id}`);
+  let info: HubModelInfo;
+  try {
+    info = JSON.parse(text) as HubModelInfo;
+  } catch {
+    throw new HubError('http', `The Hub's answer for ${options.id} is not JSON`);
+  }
+  if (!Array.isArray(info?.siblings)) throw new HubError('http', `The Hub's answer for ${options.id} lists no files (no "siblings")`);
   return info;
 }
 
@@ -292,6 +380,18 @@ interface DownloadContext extends Hub {
   retries: number;
   retryDelayMs: number;
   onEvent: (event: PullEvent) => void;
+  stallTimeoutMs: number;
+  maxSmallFileBytes: number;
+  maxBytes: number;
+  /** Bytes of the files already complete in this pull. */
+  pulled: number;
+}
+
+/** Most bytes `file` may have: what is left of the pull's cap, and the small-file cap for a non-ONNX file. */
+function capFor(ctx: DownloadContext, file: HubFile): { bytes: number; why: string } {
+  const left = ctx.maxBytes - ctx.pulled;
+  if (!isLargeFile(file.path) && ctx.maxSmallFileBytes < left) return { bytes: ctx.maxSmallFileBytes, why: `a ${file.path} over ${ctx.maxSmallFileBytes} bytes` };
+  return { bytes: left, why: `${ctx.id} over the pull's cap of ${ctx.maxBytes} bytes` };
 }
 
 /**
@@ -319,8 +419,8 @@ async function downloadFile(ctx: DownloadContext, file: HubFile, dest: string): 
       try {
         retryReason = await fetchInto(ctx, url, file, part, have, expected, (size) => (expected = size));
       } catch (error) {
-        if (error instanceof HubError || (error as Error).name === 'AbortError') {
-          if (error instanceof HubError && error.kind === 'size-mismatch') await rm(part, { force: true });
+        if (error instanceof HubError || (error as Error).name === 'AbortError' || (error as Error).name === 'TimeoutError') {
+          if (error instanceof HubError && (error.kind === 'size-mismatch' || error.kind === 'too-large')) await rm(part, { force: true });
           throw error;
         }
         retryReason = `${systemErrorCode(error) ?? (error as Error).message}`;
@@ -367,13 +467,38 @@ async function fetchInto(
   expected: number | undefined,
   learnSize: (size: number) => void,
 ): Promise<string | undefined> {
+  const stall = stallGuard(ctx.stallTimeoutMs, ctx.signal);
+  try {
+    return await fetchIntoGuarded({ ...ctx, signal: stall.signal }, stall.touch, url, file, part, have, expected, learnSize);
+  } catch (error) {
+    // A stall is a dropped connection: retried, resuming (whatever error the aborted read raised).
+    const stalled = stall.stalled();
+    if (stalled && !ctx.signal?.aborted) return stalled.message;
+    throw error;
+  } finally {
+    stall.done();
+  }
+}
+
+async function fetchIntoGuarded(
+  ctx: DownloadContext,
+  touch: () => void,
+  url: string,
+  file: HubFile,
+  part: string,
+  have: number,
+  expected: number | undefined,
+  learnSize: (size: number) => void,
+): Promise<string | undefined> {
   let answer: { response: Response; linkedSize?: number };
   try {
     answer = await hubGet(ctx, url, have > 0 ? { range: `bytes=${have}-` } : {});
   } catch (error) {
-    if (error instanceof HubError || (error as Error).name === 'AbortError') throw error;
+    if (error instanceof HubError || (error as Error).name === 'AbortError' || error instanceof StallError) throw error;
+    if (ctx.signal?.aborted) throw ctx.signal.reason;
     return `${systemErrorCode(error) ?? (error as Error).message}`;
   }
+  touch();
   const { response, linkedSize } = answer;
   if (response.status === 416) {
     // Nothing left past `have`: the part is whole if the sizes agree; else start over.
@@ -410,6 +535,11 @@ async function fetchInto(
     await response.body?.cancel();
     throw new HubError('size-mismatch', `${file.path}: the Hub lists ${expected} bytes but the server sends ${total}; not downloaded.`);
   }
+  const cap = capFor(ctx, file);
+  if ((expected ?? total ?? 0) > cap.bytes) {
+    await response.body?.cancel();
+    throw new HubError('too-large', `Refused ${cap.why} (${expected ?? total} bytes); not downloaded.`);
+  }
   if (expected === undefined && total !== undefined) learnSize(total);
   const size = expected ?? total;
   if (!response.body) return 'empty answer';
@@ -418,7 +548,13 @@ async function fetchInto(
   let lastEvent = 0;
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
+      touch();
       received += chunk.byteLength;
+      // Whatever the listing or the headers said: a file is never read past its cap.
+      if (received > cap.bytes) {
+        callback(new HubError('too-large', `Stopped ${cap.why}: the server sent more than ${cap.bytes} bytes; the part was discarded.`));
+        return;
+      }
       const now = Date.now();
       if (now - lastEvent >= 100) {
         lastEvent = now;
@@ -431,7 +567,8 @@ async function fetchInto(
     const body = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>);
     await pipeline(body, counter, createWriteStream(part, { flags: offset === 0 ? 'w' : 'a' }));
   } catch (error) {
-    if ((error as Error).name === 'AbortError') throw error;
+    if ((error as Error).name === 'AbortError' || error instanceof HubError || error instanceof StallError) throw error;
+    if (ctx.signal?.aborted) throw ctx.signal.reason;
     return `connection lost after ${received} bytes (${systemErrorCode(error) ?? (error as Error).message})`;
   }
   ctx.onEvent({ type: 'bytes', path: file.path, received, ...(size !== undefined ? { size } : {}) });
@@ -490,6 +627,20 @@ async function exists(path: string): Promise<boolean> {
  * Resolves with the folder; a folder already there is kept unless `force`.
  */
 export async function pullModel(options: PullOptions): Promise<PullResult> {
+  const timeoutMs = options.timeoutMs ?? PULL_LIMITS.timeoutMs;
+  const deadline = AbortSignal.timeout(timeoutMs);
+  const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
+  try {
+    return await pullModelWithin({ ...options, signal });
+  } catch (error) {
+    if (deadline.aborted && !options.signal?.aborted) {
+      throw new HubError('timeout', `The pull of ${options.id} did not finish within ${timeoutMs} ms; run the same pull again to resume it.`);
+    }
+    throw error;
+  }
+}
+
+async function pullModelWithin(options: PullOptions): Promise<PullResult> {
   const o = {
     endpoint: options.endpoint ?? DEFAULT_HF_ENDPOINT,
     token: options.token,
@@ -507,8 +658,24 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
   if (!o.force && (await exists(join(dir, 'config.json')))) return { dir, files: [], skipped: true };
 
   o.onEvent({ type: 'listing', id: o.id, revision: o.revision });
-  const info = await fetchModelInfo({ endpoint: o.endpoint, id: o.id, revision: o.revision, ...(o.token ? { token: o.token } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+  const limits = {
+    maxBytes: options.maxBytes ?? PULL_LIMITS.maxBytes,
+    maxSmallFileBytes: options.maxSmallFileBytes ?? PULL_LIMITS.maxSmallFileBytes,
+    stallTimeoutMs: options.stallTimeoutMs ?? PULL_LIMITS.stallTimeoutMs,
+  };
+  const info = await fetchModelInfo({
+    endpoint: o.endpoint,
+    id: o.id,
+    revision: o.revision,
+    maxBytes: options.maxListingBytes ?? PULL_LIMITS.maxListingBytes,
+    ...(o.token ? { token: o.token } : {}),
+    ...(o.signal ? { signal: o.signal } : {}),
+  });
   const files = selectFiles(info.siblings ?? [], o.variant);
+  const listed = files.reduce((sum, f) => sum + (f.size ?? 0), 0);
+  if (listed > limits.maxBytes) {
+    throw new HubError('too-large', `${o.id} lists ${listed} bytes, over the pull's cap of ${limits.maxBytes} bytes; nothing downloaded.`);
+  }
   // Download every file from one commit, so a branch that moves meanwhile can't mix two.
   const commit = info.sha && /^[0-9a-f]{40}$/.test(info.sha) ? info.sha : o.revision;
 
@@ -527,11 +694,23 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
     }
     await writeFile(stateFile, JSON.stringify(state));
 
-    const ctx: DownloadContext = { endpoint: o.endpoint, token: o.token, id: o.id, signal: o.signal, commit, retries: o.retries, retryDelayMs: o.retryDelayMs, onEvent: o.onEvent };
+    const ctx: DownloadContext = {
+      endpoint: o.endpoint,
+      token: o.token,
+      id: o.id,
+      signal: o.signal,
+      commit,
+      retries: o.retries,
+      retryDelayMs: o.retryDelayMs,
+      onEvent: o.onEvent,
+      ...limits,
+      pulled: 0,
+    };
     const done: { path: string; size: number }[] = [];
     for (const file of files) {
       const dest = join(temp, ...file.path.split('/'));
       const size = (await exists(dest)) && file.size !== undefined && (await sizeOf(dest)) === file.size ? file.size : await downloadFile(ctx, file, dest);
+      ctx.pulled += size;
       done.push({ path: file.path, size });
     }
 

@@ -1,4 +1,4 @@
-import { Worker, type Job } from 'bullmq';
+import { DelayedError, Worker, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import type { WebhookEvent } from '@inferq/contracts';
 import { BATCHES_QUEUE, BatchStore, createRedis, toBatchView, type BatchJobData } from '@inferq/queue';
@@ -28,11 +28,20 @@ export class BatchFinalizer {
     const connection = createRedis(options.redisUrl, 'worker');
     const store = new BatchStore(connection, options.prefix);
 
-    const processor = async (job: Job<BatchJobData, string>): Promise<string> => {
+    const processor = async (job: Job<BatchJobData, string>, token?: string): Promise<string> => {
+      // A chunk job BullMQ failed (stalled too often) may still be running: wait for its results
+      // rather than write error lines over them.
+      const pending = await store.get(job.data.batch);
+      const runningMs = pending ? await store.runningChunksMs(pending.id, pending.chunks) : 0;
+      if (runningMs > 0 && token) {
+        log.info({ workerId: worker.id, jobId: job.id, runningMs }, 'a chunk is still running: finalizing later');
+        await job.moveToDelayed(Date.now() + Math.min(runningMs, 5000), token);
+        throw new DelayedError();
+      }
       const record = await store.finalize(job.data.batch);
       if (!record) return 'gone';
       log.info(
-        { workerId: worker.id, jobId: job.id, status: record.status, total: record.total, completed: record.completed, failed: record.failed },
+        { workerId: worker.id, jobId: job.id, batch: record.id, status: record.status, total: record.total, completed: record.completed, failed: record.failed },
         'batch ended',
       );
       if (record.webhookUrl) await outbox.send(record.id, record.webhookUrl, `batch.${record.status}` as WebhookEvent, toBatchView(record));

@@ -1,9 +1,10 @@
 import { resolve } from 'node:path';
 import Type, { type Static } from 'typebox';
 import envSchema from 'env-schema';
+import { assertClusterPrefix } from '@inferq/queue';
 
 const Schema = Type.Object({
-  REDIS_URL: Type.String({ default: 'redis://127.0.0.1:6379', description: 'Redis connection URL' }),
+  REDIS_URL: Type.String({ default: 'redis://127.0.0.1:6379', description: 'Redis connection URL; `redis-cluster://host:port,host:port` for a Redis Cluster' }),
   QUEUE_PREFIX: Type.String({ default: 'inferq', minLength: 1, description: 'BullMQ key prefix; `{inferq}` for Redis Cluster' }),
   MODELS_DIR: Type.String({ default: 'models', description: 'Folder of models, `<org>/<name>` each' }),
   WORKER_MODELS: Type.String({
@@ -53,6 +54,16 @@ const Schema = Type.Object({
     minimum: 0,
     description: 'Longest a single job may run on the worker, waiting for its batch included; past it the job fails with INFERQ_ERR_JOB_TIMEOUT (milliseconds; 0: no limit)',
   }),
+  SHUTDOWN_GRACE_MS: Type.Integer({
+    default: 25_000,
+    minimum: 0,
+    description: 'On SIGTERM/SIGINT: how long running jobs may take to finish; then they go back to waiting for another worker (milliseconds)',
+  }),
+  MODEL_LOAD_RETRY_MS: Type.Integer({
+    default: 1000,
+    minimum: 0,
+    description: 'Wait before retrying a model task that failed to load, doubled on each failure up to 60 s (milliseconds)',
+  }),
   BUILD_TINY_MODELS: Type.Boolean({ default: true, description: 'Build a missing inferq/tiny-* model instead of failing' }),
   METRICS_PORT: Type.Integer({ default: 9464, minimum: 0, maximum: 65535, description: 'Port of /metrics (Prometheus); 0 picks a free one' }),
   METRICS_HOST: Type.String({ default: '127.0.0.1', description: 'Address /metrics listens on' }),
@@ -63,11 +74,30 @@ const Schema = Type.Object({
     maximum: 64,
     description: 'Chunk jobs of bulk batches in flight per model; few, so that single jobs find the scheduler free',
   }),
+  REAPER_INTERVAL_MS: Type.Integer({
+    default: 60_000,
+    minimum: 100,
+    description: 'How often the batch reaper runs (one worker at a time): expires batches past their window with no worker, resumes stuck ones, removes orphaned jobs (milliseconds)',
+  }),
+  BATCH_STUCK_MS: Type.Integer({
+    default: 600_000,
+    minimum: 1000,
+    description: 'How long a batch may stay validating (or cancelling with no flow) before the reaper takes it over (milliseconds)',
+  }),
   WEBHOOK_SECRET: Type.String({ default: '', description: 'Key of the webhooks\' Inferq-Signature HMAC; empty: this worker sends no webhooks (they wait in the queue)' }),
   WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false, description: 'Let webhooks reach loopback, private and link-local addresses' }),
   WEBHOOK_ATTEMPTS: Type.Integer({ default: 10, minimum: 1, maximum: 100, description: 'Deliveries tried per webhook before giving up' }),
   WEBHOOK_BACKOFF_MS: Type.Integer({ default: 2000, minimum: 1, description: 'First webhook retry delay, doubled on each retry (milliseconds)' }),
-  WEBHOOK_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, description: 'Longest one webhook delivery may take (milliseconds)' }),
+  WEBHOOK_TIMEOUT_MS: Type.Integer({
+    default: 10_000,
+    minimum: 100,
+    description: 'Longest one webhook delivery may take in total, connect to last byte read (milliseconds); a slow receiver is cut here',
+  }),
+  WEBHOOK_MAX_RESPONSE_BYTES: Type.Integer({
+    default: 4096,
+    minimum: 0,
+    description: 'Most bytes of a receiver\'s answer read; then its socket is destroyed (an endless body holds nothing)',
+  }),
 });
 
 export type WorkerConfig = Omit<Static<typeof Schema>, 'WORKER_MODELS'> & {
@@ -84,6 +114,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     .map((m) => m.trim())
     .filter(Boolean);
   if (models.length === 0) throw new Error('WORKER_MODELS names no model');
+  assertClusterPrefix(raw.REDIS_URL, raw.QUEUE_PREFIX);
   const { WORKER_MODELS: _unused, ...rest } = raw;
   return {
     ...rest,

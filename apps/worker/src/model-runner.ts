@@ -22,6 +22,7 @@ import {
 } from '@inferq/inference';
 import type { WorkerConfig } from './config.js';
 import type { WorkerMetrics } from './metrics.js';
+import { LoadBackoffError, RetryingLoad } from './retrying-load.js';
 
 /** A failure with a code from the contracts' table, e.g. a parameter the model can't honour. */
 export class JobError extends Error {
@@ -132,9 +133,28 @@ function generationResult(out: GeneratedText): GenerationResult {
   return { text: out.text, finish_reason: out.finishReason, usage: { input_tokens: out.inputTokens, output_tokens: out.outputTokens } };
 }
 
+/** A model's `config.json` that can't be read or parsed: the message names the model and the file. */
+export class ModelConfigError extends Error {
+  constructor(
+    readonly modelId: string,
+    reason: string,
+  ) {
+    super(`model ${modelId}: config.json ${reason}`);
+  }
+}
+
+async function readConfigOf(modelId: string, dir: string): Promise<Awaited<ReturnType<typeof readModelConfig>>> {
+  try {
+    return await readModelConfig(dir);
+  } catch (err) {
+    const reason = err instanceof SyntaxError ? `is not valid JSON (${err.message})` : `can't be read (${err instanceof Error ? err.message : String(err)})`;
+    throw new ModelConfigError(modelId, reason);
+  }
+}
+
 export async function createRunner(modelId: string, config: WorkerConfig, metrics: WorkerMetrics, log: Logger): Promise<ModelRunner> {
   const dir = modelPath(config.MODELS_DIR, modelId);
-  const tasks = tasksForConfig(await readModelConfig(dir));
+  const tasks = tasksForConfig(await readConfigOf(modelId, dir));
   if (tasks.length === 0) throw new Error(`Can't tell which task ${modelId} serves from its config.json architectures`);
   const loadOptions: PipelineLoadOptions = {
     device: config.DEVICE,
@@ -255,18 +275,29 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
     },
   };
 
-  // The model's first task loads now (a broken model fails the worker at start); another
-  // task of the same model (classification on an NLI model) loads on first use.
-  const handlers = new Map<TaskName, Promise<TaskHandler>>();
+  // The model's first task loads now (a broken model fails this model's start); another task
+  // of the same model (classification on an NLI model) loads on first use. A failed load is
+  // retried with backoff, not kept until restart: meanwhile its jobs fail with a retryable
+  // INFERQ_ERR_MODEL_NOT_LOADED, so BullMQ tries them again later.
+  const handlers = new Map<TaskName, RetryingLoad<TaskHandler>>();
   const handler = (task: TaskName): Promise<TaskHandler> => {
     let h = handlers.get(task);
     if (!h) {
-      h = loaders[task]();
+      h = new RetryingLoad(() => loaders[task](), { baseDelayMs: config.MODEL_LOAD_RETRY_MS, maxDelayMs: 60_000 });
       handlers.set(task, h);
     }
-    return h;
+    return h.get().catch((err: unknown) => {
+      const reason = err instanceof Error ? err.message : String(err);
+      if (err instanceof LoadBackoffError) {
+        const wait = Math.max(0, err.retryAt - Date.now());
+        throw new JobError('INFERQ_ERR_MODEL_NOT_LOADED', `model ${modelId} (${task}) could not be loaded: ${reason}; next try in ${wait} ms`, true);
+      }
+      log.error({ err, task }, 'loading a task of the model failed; it will be retried');
+      throw new JobError('INFERQ_ERR_MODEL_NOT_LOADED', `model ${modelId} (${task}) could not be loaded: ${reason}`, true);
+    });
   };
-  const primary = await handler(tasks[0] as TaskName);
+  const primary = await loaders[tasks[0] as TaskName]();
+  handlers.set(tasks[0] as TaskName, new RetryingLoad(async () => primary, { baseDelayMs: config.MODEL_LOAD_RETRY_MS, maxDelayMs: 60_000 }));
   metrics.device.set({ model: modelId, device: primary.device, requested: config.DEVICE }, 1);
 
   return {
@@ -279,7 +310,10 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
       return (await handler(task)).run(input, parameters, options);
     },
     async close() {
-      for (const h of handlers.values()) await (await h).close();
+      for (const h of handlers.values()) {
+        const loaded = await h.loaded()?.catch(() => undefined);
+        await loaded?.close();
+      }
     },
   };
 }

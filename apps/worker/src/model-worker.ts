@@ -20,6 +20,9 @@ export class ModelWorker {
     readonly runner: ModelRunner,
     private readonly worker: Worker<InferenceJobData, InferenceJobResult>,
     private readonly chunks: ChunkWorker,
+    /** Jobs whose processor runs now, with the lock token they hold. */
+    private readonly inFlight: Map<string, { job: Job<InferenceJobData, InferenceJobResult>; token: string | undefined }>,
+    private readonly log: Logger,
   ) {}
 
   get modelId(): string {
@@ -38,9 +41,12 @@ export class ModelWorker {
     const log = logger.child({ queue, model: modelId });
     const runner = await createRunner(modelId, config, metrics, log);
 
-    const processor = async (job: Job<InferenceJobData, InferenceJobResult>): Promise<InferenceJobResult> => {
+    const inFlight = new Map<string, { job: Job<InferenceJobData, InferenceJobResult>; token: string | undefined }>();
+    const processor = async (job: Job<InferenceJobData, InferenceJobResult>, token?: string): Promise<InferenceJobResult> => {
       const { task, input, parameters } = job.data;
       const deadline = jobDeadline(config.JOB_TIMEOUT_MS);
+      const key = String(job.id);
+      inFlight.set(key, { job, token });
       try {
         // A streamed job's text goes out as progress events as it is generated (SSE reads them).
         const onToken = job.data.stream
@@ -49,17 +55,14 @@ export class ModelWorker {
         const run = runner.run(task, input, parameters, { onToken, signal: deadline.signal });
         const result = (await Promise.race([run, deadline.expired])) as InferenceJobResult;
         metrics.jobs.inc({ model: modelId, status: 'succeeded' });
-        await outbox?.jobEnded(job, { result });
         return result;
       } catch (err) {
         metrics.jobs.inc({ model: modelId, status: 'failed' });
         log.child({ workerId: worker.id, jobId: job.id }).error({ err }, 'job failed');
-        const queueError = toQueueError(err);
-        const final = queueError instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-        if (final) await outbox?.jobEnded(job, { errorReason: queueError.message });
-        throw queueError;
+        throw toQueueError(err);
       } finally {
         deadline.clear();
+        inFlight.delete(key);
       }
     };
 
@@ -72,11 +75,54 @@ export class ModelWorker {
       autorun: false,
     });
     worker.on('error', (err) => log.error({ err }, 'queue error'));
+    // The webhook is queued once BullMQ has marked the job completed (or failed for good), so a
+    // receiver that reads the job on delivery sees it ended, never `running`.
+    if (outbox) {
+      worker.on('completed', (job, result) => void outbox.jobEnded(job, { result }));
+      worker.on('failed', (job, err) => {
+        // finishedOn is set only when the failure is final (no retry left, or unrecoverable).
+        if (job?.finishedOn) void outbox.jobEnded(job, { errorReason: err.message });
+      });
+    }
     void worker.run();
     await worker.waitUntilReady();
     const chunks = await ChunkWorker.start(runner, config, metrics, logger);
     log.info({ device: runner.device, concurrency: config.concurrency }, 'serving model');
-    return new ModelWorker(runner, worker, chunks);
+    return new ModelWorker(runner, worker, chunks, inFlight, log);
+  }
+
+  /** Jobs and bulk chunks of this model whose processor is running now. */
+  get jobsInFlight(): number {
+    return this.inFlight.size + this.chunks.chunksInFlight;
+  }
+
+  /**
+   * Stops fetching new jobs, at once (single jobs and bulk chunks). The jobs in flight go on;
+   * {@link close} waits for them, {@link releaseInFlight} gives them back.
+   */
+  stopTaking(): void {
+    void this.close();
+  }
+
+  /**
+   * Gives every job and bulk chunk still running back to its queue (moved from active to waiting, its lock
+   * dropped, no attempt counted), so another worker starts it at once instead of after the
+   * lock expires. For the end of a shutdown grace: this process stops working on them.
+   * Resolves with the number of jobs released.
+   */
+  async releaseInFlight(): Promise<number> {
+    let released = 0;
+    for (const [id, { job, token }] of this.inFlight) {
+      try {
+        await job.moveToWait(token);
+        released++;
+        this.log.warn({ jobId: id }, 'job released at shutdown: back to waiting for another worker');
+      } catch (err) {
+        this.log.warn({ err, jobId: id }, 'could not release a job at shutdown; it returns to the queue when its lock expires');
+      }
+    }
+    this.inFlight.clear();
+    return released + (await this.chunks.releaseInFlight());
   }
 
   /**

@@ -37,7 +37,7 @@ export class WebhookOutbox {
   async send(subject: string, url: string, event: WebhookEvent, view: JobView | BatchView): Promise<void> {
     const data: WebhookJobData = { url, event, body: JSON.stringify(view) };
     try {
-      await this.queue.add(event, data, { ...this.jobOptions, jobId: webhookJobId(subject) });
+      await this.queue.add(event, data, { ...this.jobOptions, jobId: webhookJobId(subject, Date.parse(view.created_at)) });
     } catch (err) {
       this.log.error({ err, subject, event }, 'could not queue a webhook delivery');
     }

@@ -18,23 +18,50 @@ export interface DeliveryOptions {
   secret: string;
   /** Let deliveries reach loopback and private addresses. */
   allowPrivate: boolean;
-  /** Longest a delivery may take, connect to answer, in milliseconds. */
+  /**
+   * Longest a delivery may take in total, from connecting to the answer's last byte read, in
+   * milliseconds. A receiver that answers one byte a second is cut at this deadline, not kept
+   * alive by each byte.
+   */
   timeoutMs: number;
+  /** Most bytes of the answer's body read before the socket is destroyed. @defaultValue 4096 */
+  maxResponseBytes?: number;
   /** Sent as `Inferq-Delivery`: the same across retries. */
   deliveryId: string;
 }
 
+/** Default of {@link DeliveryOptions.maxResponseBytes}: a receiver's answer is read only to see it end. */
+export const WEBHOOK_MAX_RESPONSE_BYTES = 4096;
+
 /**
- * POSTs one webhook body, signed, and resolves when the receiver answers 2xx. Rejects with a
- * {@link WebhookTargetError} for a URL that must not be reached (a private address, checked on
- * the address actually connected to), and with an Error for anything a retry may fix (a refused
- * connection, a timeout, a non-2xx answer). Redirects are not followed.
+ * POSTs one webhook body, signed, and resolves with the status when the receiver answers 2xx.
+ * Rejects with a {@link WebhookTargetError} for a URL that must not be reached (a private
+ * address, checked on the address actually connected to), and with an Error for anything a
+ * retry may fix (a refused connection, the deadline passing before the status line, a non-2xx
+ * answer). Redirects are not followed. The exchange never outlives `timeoutMs`, and at most
+ * `maxResponseBytes` of the answer's body are read: then the socket is destroyed, so a
+ * receiver with an endless body holds no socket and no sender slot.
  */
 export async function deliverWebhook(data: WebhookJobData, options: DeliveryOptions): Promise<number> {
   const url = await checkWebhookTarget(data.url, { allowPrivate: options.allowPrivate, resolve: false });
   const body = Buffer.from(data.body);
+  const maxResponseBytes = options.maxResponseBytes ?? WEBHOOK_MAX_RESPONSE_BYTES;
   const request = url.protocol === 'https:' ? https.request : http.request;
   return new Promise<number>((resolve, reject) => {
+    let status: number | undefined;
+    let settled = false;
+    const finish = (error?: Error): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(deadline);
+      // Whatever is left of the exchange (an unread body, a half-sent request) is dropped with its socket.
+      req.destroy();
+      // Once the status line is in, it decides; the rest of the answer is only read to its end or cap.
+      if (status === undefined) reject(error ?? new Error('the receiver closed the connection without answering'));
+      else if (status >= 200 && status < 300) resolve(status);
+      else reject(new Error(`the receiver answered ${status}`));
+    };
+    const deadline = setTimeout(() => finish(new Error(`no complete answer within ${options.timeoutMs} ms`)), options.timeoutMs);
     const req = request(
       url,
       {
@@ -51,14 +78,18 @@ export async function deliverWebhook(data: WebhookJobData, options: DeliveryOpti
         },
       },
       (res) => {
-        res.resume(); // the answer's body is not read
-        const status = res.statusCode ?? 0;
-        if (status >= 200 && status < 300) resolve(status);
-        else reject(new Error(`the receiver answered ${status}`));
+        status = res.statusCode ?? 0;
+        let read = 0;
+        res.on('data', (chunk: Buffer) => {
+          read += chunk.length;
+          if (read > maxResponseBytes) finish();
+        });
+        res.on('end', () => finish());
+        res.on('error', (err) => finish(err));
+        res.on('aborted', () => finish());
       },
     );
-    req.setTimeout(options.timeoutMs, () => req.destroy(new Error(`no answer within ${options.timeoutMs} ms`)));
-    req.on('error', reject);
+    req.on('error', (err) => finish(err));
     req.end(body);
   });
 }
@@ -68,7 +99,10 @@ export interface WebhookSenderOptions {
   prefix: string;
   secret: string;
   allowPrivate: boolean;
+  /** Longest one delivery may take in total, in milliseconds. */
   timeoutMs: number;
+  /** Most bytes of a receiver's answer read before its socket is destroyed. @defaultValue 4096 */
+  maxResponseBytes?: number;
   /** Deliveries in flight. @defaultValue 8 */
   concurrency?: number;
 }
@@ -95,6 +129,7 @@ export class WebhookSender {
           secret: options.secret,
           allowPrivate: options.allowPrivate,
           timeoutMs: options.timeoutMs,
+          ...(options.maxResponseBytes !== undefined ? { maxResponseBytes: options.maxResponseBytes } : {}),
           deliveryId: String(job.id),
         });
         jobLog.info({ status, attempt: job.attemptsMade + 1 }, 'webhook delivered');

@@ -9,7 +9,7 @@ export const DEFAULT_TICKET_LABELS = ['billing', 'login and account', 'bug', 'fe
 export const CreateTicketBody = Type.Object(
   {
     subject: Type.Optional(Type.String({ maxLength: 1000, description: 'The ticket subject line' })),
-    body: Type.String({ maxLength: MAX_INPUT_CHARS, description: 'The ticket text', examples: ['I was charged twice this month.'] }),
+    body: Type.String({ description: `The ticket text, at most ${MAX_INPUT_CHARS} characters (longer: 413 INFERQ_ERR_INPUT_TOO_LARGE, as for jobs)`, examples: ['I was charged twice this month.'] }),
     labels: Type.Optional(
       Type.Array(Type.String({ minLength: 1, maxLength: 200 }), {
         minItems: 1,

@@ -34,14 +34,29 @@ export interface WebhookJobData {
   body: string;
 }
 
-/** The id of a chunk job. BullMQ ignores an add whose id exists, so re-adding a flow adds nothing twice. */
-export function chunkJobId(batchId: string, chunk: number): string {
-  return `${batchId}-c${chunk}`;
+/**
+ * The id of a batch's parent job. It carries the batch's staging id as well as the batch id:
+ * BullMQ keeps finished jobs past the record's retention (it removes them by age only when a
+ * later job of the queue completes), so an Idempotency-Key reused after the record expired
+ * makes the same batch id, and ids from the batch id alone would match the old jobs, and the
+ * new flow would add nothing.
+ */
+export function batchJobId(batchId: string, stage: string): string {
+  return `${batchId}-${stage}`;
 }
 
-/** The id of the webhook delivery for a job's or a batch's final state: one delivery per subject. */
-export function webhookJobId(subject: string): string {
-  return `wh-${subject}`;
+/** The id of a chunk job (see {@link batchJobId}). BullMQ ignores an add whose id exists, so re-adding a flow adds nothing twice. */
+export function chunkJobId(batchId: string, stage: string, chunk: number): string {
+  return `${batchId}-${stage}-c${chunk}`;
+}
+
+/**
+ * The id of the webhook delivery for a job's or a batch's final state: one delivery per
+ * subject and creation time. The time keeps a subject id reused after retention (the same
+ * Idempotency-Key a day later) from matching the old delivery, which lives 7 days.
+ */
+export function webhookJobId(subject: string, createdAt: number): string {
+  return `wh-${subject}-${createdAt}`;
 }
 
 export interface WebhookJobOptions {

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
+import type { RedisClient } from './connection.js';
 import {
   BATCH_STATUSES,
+  ERRORS,
   FINAL_BATCH_STATUSES,
   type BatchMetadata,
   type BatchStatus,
@@ -16,12 +18,14 @@ import {
  * |---|---|---|
  * | `P:batch:<id>` | hash | the batch: settings, status, timestamps, counters (`HINCRBY` as chunks end) |
  * | `P:batch:<id>:out:<c>` | string | chunk `c`'s result lines (JSONL, input order), written once when it ends |
+ * | `P:batch:<id>:run:<c>` | string | present while an attempt runs chunk `c` (renewed; the finalizer waits for it) |
  * | `P:batch-index` | sorted set | batch ids scored by creation time, for listing |
  * | `P:batch-stage:<sid>:<c>` | string | chunk `c`'s inputs, NDJSON `{custom_id, input}` lines, from upload until the chunk ends |
  * | `P:batch-stage:<sid>:ids` | hash | custom_id → line, while an upload is parsed (duplicate check) |
  *
  * Every key of a batch expires at its `keep_until` (created: `expires_at` + retention; once
- * final: the end + retention). For each chunk exactly one of its staging and its result key
+ * final: the end + retention); a staging not yet a batch expires `ttlMs` after it was last
+ * touched, and the index with its longest-kept batch. For each chunk exactly one of its staging and its result key
  * exists: the script that writes the results deletes the inputs.
  */
 export interface BatchRecord {
@@ -45,6 +49,8 @@ export interface BatchRecord {
   webhookUrl: string | undefined;
   /** Chunks not run because the completion window had passed. */
   expiredChunks: number;
+  /** Chunks not run because the batch was cancelled. */
+  cancelledChunks: number;
   /** Status timestamps, in milliseconds. */
   times: Partial<Record<TimestampField, number>>;
 }
@@ -87,30 +93,49 @@ export class StagingLineError extends Error {
 }
 
 const SCRIPTS = {
-  /** KEYS: ids hash, chunk key. ARGV: ttl ms, chunk data, first line, id1, id2... → 0, or {index, earlier line} of a duplicate. */
+  /**
+   * KEYS: ids hash, chunk key. ARGV: ttl ms, chunk data, n, id1..idn, line1..linen → 0, or
+   * {index, earlier line} of a duplicate. HMGET goes in slices: Lua's `unpack` fails past
+   * about 8,000 values, and a chunk may hold 10,000 inputs.
+   */
   inferqBatchStage: {
     keys: 2,
     lua: `
-local n = #ARGV - 3
-local seen = redis.call('HMGET', KEYS[1], unpack(ARGV, 4))
-for i = 1, n do
-  if seen[i] then return {i, tonumber(seen[i])} end
+local n = tonumber(ARGV[3])
+for s = 1, n, 1000 do
+  local e = math.min(s + 999, n)
+  local seen = redis.call('HMGET', KEYS[1], unpack(ARGV, 3 + s, 3 + e))
+  for i = 1, #seen do
+    if seen[i] then return {s + i - 1, tonumber(seen[i])} end
+  end
 end
-local first = tonumber(ARGV[3])
-for i = 1, n do redis.call('HSET', KEYS[1], ARGV[3 + i], first + i - 1) end
+for i = 1, n do redis.call('HSET', KEYS[1], ARGV[3 + i], ARGV[3 + n + i]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[1])
 return 0`,
   },
-  /** KEYS: batch hash, index. ARGV: keep-until ms, created ms, id, field, value, ... → 1 created, 0 exists. */
+  /**
+   * KEYS: batch hash, index. ARGV: keep-until ms, created ms, id, field, value, ... → 1 created, 0 exists.
+   * The index lives as long as its longest-kept batch (an index from before it had a TTL keeps none).
+   */
   inferqBatchCreate: {
     keys: 2,
     lua: `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+local ttl = redis.call('PTTL', KEYS[2])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+if ttl == -2 or (ttl >= 0 and tonumber(ARGV[2]) + ttl < tonumber(ARGV[1])) then redis.call('PEXPIREAT', KEYS[2], ARGV[1]) end
 return 1`,
+  },
+  /** KEYS: index. ARGV: until ms, now ms. Extends the index's expiry to `until` when it has one that ends sooner. */
+  inferqBatchIndexKeep: {
+    keys: 1,
+    lua: `
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl >= 0 and tonumber(ARGV[2]) + ttl < tonumber(ARGV[1]) then redis.call('PEXPIREAT', KEYS[1], ARGV[1]) end
+return ttl`,
   },
   /** KEYS: batch hash. ARGV: to, timestamp field, now ms, from1, from2... → the status after (false: no batch). */
   inferqBatchTransition: {
@@ -127,7 +152,7 @@ end
 return status`,
   },
   /**
-   * KEYS: batch hash, out key, stage key. ARGV: lines, completed, failed, expired (0|1).
+   * KEYS: batch hash, out key, stage key. ARGV: lines, completed, failed, expired (0|1), cancelled (0|1).
    * → 1 written, 0 already written, -1 no batch.
    */
   inferqBatchFinishChunk: {
@@ -141,6 +166,7 @@ redis.call('DEL', KEYS[3])
 redis.call('HINCRBY', KEYS[1], 'completed', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'failed', ARGV[3])
 if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[1], 'expired_chunks', 1) end
+if ARGV[5] == '1' then redis.call('HINCRBY', KEYS[1], 'cancelled_chunks', 1) end
 return 1`,
   },
 } as const;
@@ -153,13 +179,20 @@ export type ChunkLine = { custom_id: string; result: unknown } | { custom_id: st
 
 const PIPELINE_CHUNK = 500;
 
+/** Staged chunks gone from Redis before their batch could start: the batch is not created. */
+export class StagingLostError extends Error {
+  constructor(readonly chunks: number[]) {
+    super(`${chunks.length} staged chunk(s) of the upload are gone from Redis (first: chunk ${chunks[0]})`);
+  }
+}
+
 /**
  * The batch records (see {@link BatchRecord} for the key layout). One instance per Redis
  * connection: the API's producer connection or a worker's.
  */
 export class BatchStore {
   constructor(
-    readonly redis: Redis,
+    readonly redis: RedisClient,
     readonly prefix: string,
   ) {
     for (const [name, { keys, lua }] of Object.entries(SCRIPTS)) {
@@ -191,15 +224,83 @@ export class BatchStore {
     return `${this.prefix}:batch-stage:${stage}:ids`;
   }
 
+  /** While an attempt runs a chunk, this key says so (see {@link holdChunk}). */
+  runKey(id: string, chunk: number): string {
+    return `${this.prefix}:batch:${id}:run:${chunk}`;
+  }
+
+  /**
+   * Marks chunk `chunk` as being run by an attempt for `ttlMs`; the attempt renews it while it
+   * runs and deletes it once its results are written. The finalizer waits for a chunk so marked
+   * instead of writing its error lines: BullMQ can fail a chunk job (stalled too often) while
+   * an attempt still runs, and that attempt's results must win.
+   */
+  async holdChunk(id: string, chunk: number, ttlMs: number): Promise<void> {
+    await this.redis.set(this.runKey(id, chunk), '1', 'PX', ttlMs);
+  }
+
+  async releaseChunk(id: string, chunk: number): Promise<void> {
+    await this.redis.del(this.runKey(id, chunk));
+  }
+
+  /**
+   * How long to wait, in milliseconds, for the attempts still running chunks of the batch that
+   * have no results yet: the longest remaining hold, 0 when none runs.
+   */
+  async runningChunksMs(id: string, chunks: number): Promise<number> {
+    let longest = 0;
+    for (let c = 0; c < chunks; c += PIPELINE_CHUNK) {
+      const pipeline = this.redis.pipeline();
+      const end = Math.min(chunks, c + PIPELINE_CHUNK);
+      for (let k = c; k < end; k++) pipeline.exists(this.outKey(id, k)).pttl(this.runKey(id, k));
+      const replies = (await pipeline.exec()) ?? [];
+      for (let i = 0; i < replies.length; i += 2) {
+        const written = replies[i]?.[1] === 1;
+        const ttl = Number(replies[i + 1]?.[1] ?? -2);
+        if (!written && ttl > longest) longest = ttl;
+      }
+    }
+    return longest;
+  }
+
   /** Starts staging the inputs of a new batch, `chunkSize` per chunk. */
   stager(chunkSize: number, ttlMs = 3_600_000): BatchStager {
     return new BatchStager(this, chunkSize, ttlMs);
   }
 
   /** @internal used by {@link BatchStager} */
-  async stageChunk(stage: string, chunk: number, ids: string[], lines: Buffer, firstLine: number, ttlMs: number): Promise<[number, number] | undefined> {
-    const result = await this.script('inferqBatchStage')(this.stageIdsKey(stage), this.stageKey(stage, chunk), ttlMs, lines, firstLine, ...ids);
+  async stageChunk(stage: string, chunk: number, ids: string[], data: Buffer, lines: number[], ttlMs: number): Promise<[number, number] | undefined> {
+    // custom_ids are hash fields as JSON text: Redis stores UTF-8, where every lone surrogate
+    // would become U+FFFD and two different ids collide; JSON escapes them (`\ud800`) instead.
+    const fields = ids.map((id) => JSON.stringify(id));
+    const result = await this.script('inferqBatchStage')(this.stageIdsKey(stage), this.stageKey(stage, chunk), ttlMs, data, ids.length, ...fields, ...lines);
     return Array.isArray(result) ? [Number(result[0]), Number(result[1])] : undefined;
+  }
+
+  /**
+   * Sets the expiry of a staging (its chunks and its duplicate-check hash) to `ttlMs` from now,
+   * so an upload that goes on for hours keeps what it staged first. Resolves with the indexes
+   * of the chunks that are gone.
+   */
+  async touchStage(stage: string, chunks: number, ttlMs: number): Promise<number[]> {
+    await this.redis.pexpire(this.stageIdsKey(stage), ttlMs);
+    return this.expireStage(stage, chunks, (pipeline, key) => pipeline.pexpire(key, ttlMs));
+  }
+
+  /** Applies `expire` to each chunk key of a staging; resolves with the chunks whose key is gone. */
+  private async expireStage(stage: string, chunks: number, expire: (pipeline: ChainableCommander, key: string) => unknown): Promise<number[]> {
+    const missing: number[] = [];
+    for (let c = 0; c < chunks; c += PIPELINE_CHUNK) {
+      const pipeline = this.redis.pipeline();
+      const end = Math.min(chunks, c + PIPELINE_CHUNK);
+      for (let k = c; k < end; k++) expire(pipeline, this.stageKey(stage, k));
+      const replies = (await pipeline.exec()) ?? [];
+      replies.forEach(([err, set], i) => {
+        if (err) throw err;
+        if (set !== 1) missing.push(c + i);
+      });
+    }
+    return missing;
   }
 
   /** Deletes a staging: its chunks and its duplicate-check hash. */
@@ -235,7 +336,12 @@ export class BatchStore {
       metadata: batch.metadata ? JSON.stringify(batch.metadata) : '',
       webhook_url: batch.webhookUrl ?? '',
       expired_chunks: 0,
+      cancelled_chunks: 0,
     };
+    // The staged chunks become the batch's inputs: keep them as long as the batch, and never
+    // start a batch with one missing (a staging lost in Redis, e.g. to eviction).
+    const missing = await this.expireStage(staged.stage, staged.chunks, (pipeline, key) => pipeline.pexpireat(key, keepUntil));
+    if (missing.length > 0) throw new StagingLostError(missing);
     const created = await this.script('inferqBatchCreate')(
       this.batchKey(batch.id),
       this.indexKey(),
@@ -245,14 +351,24 @@ export class BatchStore {
       ...Object.entries(fields).flat(),
     );
     if (Number(created) !== 1) return false;
-    // The staged chunks are the batch's inputs now: keep them as long as the batch.
-    for (let c = 0; c < staged.chunks; c += PIPELINE_CHUNK) {
-      const pipeline = this.redis.pipeline();
-      for (let k = c; k < Math.min(staged.chunks, c + PIPELINE_CHUNK); k++) pipeline.pexpireat(this.stageKey(staged.stage, k), keepUntil);
-      await pipeline.exec();
-    }
     await this.redis.del(this.stageIdsKey(staged.stage));
     return true;
+  }
+
+  /** The chunks of a batch with neither inputs nor results in Redis (lost, e.g. to eviction). */
+  async lostChunks(record: BatchRecord): Promise<number[]> {
+    const lost: number[] = [];
+    for (let c = 0; c < record.chunks; c += PIPELINE_CHUNK) {
+      const pipeline = this.redis.pipeline();
+      const end = Math.min(record.chunks, c + PIPELINE_CHUNK);
+      for (let k = c; k < end; k++) pipeline.exists(this.stageKey(record.stage, k), this.outKey(record.id, k));
+      const replies = (await pipeline.exec()) ?? [];
+      replies.forEach(([err, found], i) => {
+        if (err) throw err;
+        if (found === 0) lost.push(c + i);
+      });
+    }
+    return lost;
   }
 
   /** The batch record, or undefined when there is none (never made, or past its retention). */
@@ -293,7 +409,7 @@ export class BatchStore {
     stage: string,
     chunk: number,
     lines: readonly ChunkLine[],
-    counts: { completed: number; failed: number; expired?: boolean },
+    counts: { completed: number; failed: number; expired?: boolean; cancelled?: boolean },
   ): Promise<'written' | 'exists' | 'gone'> {
     const body = lines.map((line) => JSON.stringify(line)).join('\n') + '\n';
     const result = Number(
@@ -305,6 +421,7 @@ export class BatchStore {
         counts.completed,
         counts.failed,
         counts.expired ? 1 : 0,
+        counts.cancelled ? 1 : 0,
       ),
     );
     return result === 1 ? 'written' : result === 0 ? 'exists' : 'gone';
@@ -385,17 +502,23 @@ export class BatchStore {
         const chunk = c + k;
         const inputs = await this.readChunk(record.stage, chunk);
         if (!inputs) continue;
-        const error = { code: 'INFERQ_ERR_INFERENCE_FAILED', message: 'Inference failed: the chunk holding this input could not be run' };
+        // Cancelled while this chunk never ran: its inputs were cancelled; otherwise its job failed.
+        const cancelled = record.status === 'cancelling';
+        const error = cancelled
+          ? { code: 'INFERQ_ERR_BATCH_CANCELLED', message: ERRORS.INFERQ_ERR_BATCH_CANCELLED.message }
+          : { code: 'INFERQ_ERR_INFERENCE_FAILED', message: 'Inference failed: the chunk holding this input could not be run' };
         await this.finishChunk(id, record.stage, chunk, inputs.map(([customId]) => ({ custom_id: customId, error })), {
           completed: 0,
-          failed: inputs.length,
+          failed: cancelled ? 0 : inputs.length,
+          cancelled,
         });
       }
     }
     record = await this.get(id);
     if (!record) return undefined;
+    // A cancel that came after every chunk had run (before this finalization) cancelled nothing.
     const final: BatchStatus =
-      record.status === 'cancelling'
+      record.status === 'cancelling' && record.cancelledChunks > 0
         ? 'cancelled'
         : record.expiredChunks > 0
           ? 'expired'
@@ -411,6 +534,7 @@ export class BatchStore {
   async keepFor(id: string, chunks: number, stage: string, until: number): Promise<void> {
     await this.redis.hset(this.batchKey(id), 'keep_until', until);
     await this.redis.pexpireat(this.batchKey(id), until);
+    await this.script('inferqBatchIndexKeep')(this.indexKey(), until, Date.now());
     for (let c = 0; c < chunks; c += PIPELINE_CHUNK) {
       const pipeline = this.redis.pipeline();
       for (let k = c; k < Math.min(chunks, c + PIPELINE_CHUNK); k++) {
@@ -443,15 +567,33 @@ export class BatchStager {
   readonly stage = randomUUID().replaceAll('-', '');
   private buffer: Buffer[] = [];
   private bufferIds = new Map<string, number>();
-  private firstLine = 0;
   private chunks = 0;
   private total = 0;
+  private refresher: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly store: BatchStore,
     readonly chunkSize: number,
     private readonly ttlMs: number,
   ) {}
+
+  /**
+   * Staged keys expire `ttlMs` after they were last touched, so an upload abandoned halfway
+   * (the API died) leaves nothing for long; while the upload goes on (however slowly, or
+   * paused), every staged key is touched three times per `ttlMs`.
+   */
+  private keepAlive(): void {
+    if (this.refresher) return;
+    this.refresher = setInterval(() => {
+      void this.store.touchStage(this.stage, this.chunks, this.ttlMs).catch(() => undefined);
+    }, Math.max(1, Math.floor(this.ttlMs / 3)));
+    this.refresher.unref();
+  }
+
+  private stopKeepAlive(): void {
+    clearInterval(this.refresher);
+    this.refresher = undefined;
+  }
 
   /** Inputs added so far. */
   get count(): number {
@@ -465,7 +607,6 @@ export class BatchStager {
   async add(customId: string, input: string, line: number, raw?: Buffer): Promise<void> {
     const earlier = this.bufferIds.get(customId);
     if (earlier !== undefined) throw new StagingLineError(line, `custom_id ${JSON.stringify(customId)} was already used on line ${earlier}`);
-    if (this.buffer.length === 0) this.firstLine = line;
     this.buffer.push(raw ?? Buffer.from(JSON.stringify({ custom_id: customId, input })));
     this.bufferIds.set(customId, line);
     this.total++;
@@ -480,7 +621,8 @@ export class BatchStager {
     this.buffer = [];
     this.bufferIds = new Map();
     this.chunks++;
-    const duplicate = await this.store.stageChunk(this.stage, this.chunks - 1, ids, data, this.firstLine, this.ttlMs);
+    this.keepAlive();
+    const duplicate = await this.store.stageChunk(this.stage, this.chunks - 1, ids, data, lines, this.ttlMs);
     if (duplicate) {
       const [index, earlier] = duplicate;
       throw new StagingLineError(lines[index - 1] ?? 0, `custom_id ${JSON.stringify(ids[index - 1])} was already used on line ${earlier}`);
@@ -490,11 +632,13 @@ export class BatchStager {
   /** Stages what is buffered and returns the staging. */
   async finish(): Promise<StagedBatch> {
     await this.flush();
+    this.stopKeepAlive();
     return { stage: this.stage, chunks: this.chunks, chunkSize: this.chunkSize, total: this.total };
   }
 
   /** Deletes everything staged. */
   async discard(): Promise<void> {
+    this.stopKeepAlive();
     this.buffer = [];
     this.bufferIds = new Map();
     await this.store.discardStage(this.stage, this.chunks);
@@ -527,6 +671,7 @@ function parseRecord(hash: Record<string, string>): BatchRecord | undefined {
     metadata: hash.metadata ? (JSON.parse(hash.metadata) as BatchMetadata) : null,
     webhookUrl: hash.webhook_url || undefined,
     expiredChunks: int(hash.expired_chunks),
+    cancelledChunks: int(hash.cancelled_chunks),
     times,
   };
 }

@@ -1,11 +1,11 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.js';
 
 /**
  * Deletes every key under `<prefix>:` (a queue prefix's jobs, batches, heartbeats), scanning
  * in pages so a large keyspace never blocks Redis. For tests, benchmarks and the demo, which
  * share a Redis with others and clean up after themselves.
  */
-export async function deleteKeysWithPrefix(redis: Redis, prefix: string): Promise<void> {
+export async function deleteKeysWithPrefix(redis: RedisClient, prefix: string): Promise<void> {
   let cursor = '0';
   do {
     const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);

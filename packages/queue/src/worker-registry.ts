@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.js';
 
 /** What a worker process says about itself in its heartbeat. */
 export interface WorkerInfo {
@@ -12,36 +12,57 @@ export interface WorkerInfo {
   started_at: string;
 }
 
-const key = (prefix: string, id: string) => `${prefix}:workers:${id}`;
+/** The heartbeats: a sorted set of worker ids scored by when each beat expires (milliseconds). */
+export const workersKey = (prefix: string): string => `${prefix}:workers`;
+/** Each worker's {@link WorkerInfo} as JSON, by worker id. */
+export const workersInfoKey = (prefix: string): string => `${prefix}:workers:info`;
 
 /**
- * Each worker writes its info under `<prefix>:workers:<id>` with a TTL and refreshes it;
- * a worker that dies drops out when its key expires. Returns a stop function that deletes
- * the key (a clean shutdown leaves at once).
+ * KEYS: workers zset, info hash. ARGV: now ms, expires-at ms, ttl ms, id, info JSON.
+ * Beats, drops the workers whose beat expired, and keeps both keys alive as long as a worker beats.
  */
-export function startHeartbeat(redis: Redis, prefix: string, info: WorkerInfo, everyMs = 5000): () => Promise<void> {
+const BEAT = `
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+for _, id in ipairs(dead) do redis.call('HDEL', KEYS[2], id) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+redis.call('HSET', KEYS[2], ARGV[4], ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return #dead`;
+
+/**
+ * Each worker keeps its id in one sorted set, `<prefix>:workers`, scored by when its beat
+ * expires, and its info in the hash `<prefix>:workers:info`: two keys of one hash tag, so
+ * reading them sees every worker even on Redis Cluster (a `SCAN` there sees one node). A worker
+ * that dies drops out when its score passes. Returns a stop function that removes it at once.
+ */
+export function startHeartbeat(redis: RedisClient, prefix: string, info: WorkerInfo, everyMs = 5000): () => Promise<void> {
   const ttlMs = everyMs * 3;
-  const beat = () => redis.set(key(prefix, info.id), JSON.stringify(info), 'PX', ttlMs).catch(() => undefined);
+  const json = JSON.stringify(info);
+  const beat = () => {
+    const now = Date.now();
+    return redis.eval(BEAT, 2, workersKey(prefix), workersInfoKey(prefix), now, now + ttlMs, ttlMs, info.id, json).catch(() => undefined);
+  };
   void beat();
   const timer = setInterval(beat, everyMs);
   timer.unref();
   return async () => {
     clearInterval(timer);
-    await redis.del(key(prefix, info.id)).catch(() => undefined);
+    await redis
+      .multi()
+      .zrem(workersKey(prefix), info.id)
+      .hdel(workersInfoKey(prefix), info.id)
+      .exec()
+      .catch(() => undefined);
   };
 }
 
 /** The workers alive now (their heartbeat has not expired). */
-export async function liveWorkers(redis: Redis, prefix: string): Promise<WorkerInfo[]> {
-  const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, found] = await redis.scan(cursor, 'MATCH', key(prefix, '*'), 'COUNT', 200);
-    cursor = next;
-    keys.push(...found);
-  } while (cursor !== '0');
-  if (keys.length === 0) return [];
-  const values = await redis.mget(...keys);
+export async function liveWorkers(redis: RedisClient, prefix: string, now = Date.now()): Promise<WorkerInfo[]> {
+  const ids = await redis.zrangebyscore(workersKey(prefix), `(${now}`, '+inf');
+  if (ids.length === 0) return [];
+  const values = await redis.hmget(workersInfoKey(prefix), ...ids);
   return values.flatMap((v) => {
     if (!v) return [];
     try {

@@ -1,13 +1,12 @@
 import fp from 'fastify-plugin';
-import { FlowProducer } from 'bullmq';
+import { FlowProducer, Queue } from 'bullmq';
 import {
   BATCHES_QUEUE,
   BatchStore,
-  bulkQueueNameForModel,
-  chunkJobId,
-  type BatchJobData,
+  StagingLostError,
+  addBatchFlow,
+  batchJobId,
   type BatchRecord,
-  type ChunkJobData,
   type NewBatch,
   type StagedBatch,
 } from '@inferq/queue';
@@ -50,33 +49,16 @@ export const batchesPlugin = fp<BatchesOptions>(
     const store = new BatchStore(redis, prefix);
     const flows = new FlowProducer({ connection: redis, prefix });
     flows.on('error', (err) => app.log.debug({ err }, 'flow producer error'));
-    const keep = { age: retentionSeconds };
+    const parents = new Queue(BATCHES_QUEUE, { connection: redis, prefix });
+    parents.on('error', (err) => app.log.debug({ err }, 'batches queue error'));
 
-    async function addFlow(record: BatchRecord): Promise<void> {
-      const bulkQueue = bulkQueueNameForModel(record.model);
-      await flows.add({
-        name: 'batch',
-        queueName: BATCHES_QUEUE,
-        data: { batch: record.id } satisfies BatchJobData,
-        opts: { jobId: record.id, attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: keep, removeOnFail: keep },
-        children: Array.from({ length: record.chunks }, (_, chunk) => ({
-          name: 'chunk',
-          queueName: bulkQueue,
-          data: { batch: record.id, chunk, stage: record.stage } satisfies ChunkJobData,
-          opts: {
-            jobId: chunkJobId(record.id, chunk),
-            attempts: chunkAttempts,
-            backoff: { type: 'exponential', delay: 1000 },
-            removeOnComplete: keep,
-            removeOnFail: keep,
-            // A chunk that fails every attempt must not hold its batch open: the parent runs and
-            // writes that chunk's error lines.
-            ignoreDependencyOnFailure: true,
-          },
-        })),
-      });
+    /** Undoes a batch that could not start: failed, its staging deleted, any part of its flow removed. */
+    async function abandon(record: BatchRecord): Promise<void> {
+      // The record stays, failed, so that a repeated idempotent post answers the same.
+      await store.transition(record.id, 'failed', ['validating']).catch(() => {});
+      await parents.remove(batchJobId(record.id, record.stage), { removeChildren: true }).catch(() => {});
+      await store.discardStage(record.stage, record.chunks).catch(() => {});
     }
-
     const service: BatchService = {
       store,
       assertAvailable() {
@@ -88,6 +70,10 @@ export const batchesPlugin = fp<BatchesOptions>(
           created = await store.create(batch, staged);
         } catch (err) {
           await store.discardStage(staged.stage, staged.chunks).catch(() => {});
+          if (err instanceof StagingLostError) {
+            app.log.error({ err, stage: staged.stage }, 'staged chunks vanished from Redis before the batch started');
+            throw httpError('INFERQ_ERR_QUEUE_UNAVAILABLE');
+          }
           throw err;
         }
         if (!created) {
@@ -96,26 +82,25 @@ export const batchesPlugin = fp<BatchesOptions>(
           if (!existing) throw new Error(`batch ${batch.id} vanished`);
           return { record: existing, created: false };
         }
-        try {
-          const record = await store.get(batch.id);
-          if (!record) throw new Error(`batch ${batch.id} vanished`);
-          await addFlow(record);
-          await store.transition(batch.id, 'in_progress', ['validating']);
-        } catch (err) {
-          // The record stays, failed, so that a repeated idempotent post answers the same.
-          await store.transition(batch.id, 'failed', ['validating']).catch(() => {});
-          throw err;
-        }
         const record = await store.get(batch.id);
         if (!record) throw new Error(`batch ${batch.id} vanished`);
-        return { record, created: true };
+        try {
+          await addBatchFlow(flows, redis, record, { prefix, retentionSeconds, chunkAttempts });
+          await store.transition(batch.id, 'in_progress', ['validating']);
+        } catch (err) {
+          await abandon(record);
+          throw err;
+        }
+        const started = await store.get(batch.id);
+        if (!started) throw new Error(`batch ${batch.id} vanished`);
+        return { record: started, created: true };
       },
     };
     app.decorate('batches', service);
 
     app.addHook('onClose', async () => {
       try {
-        await flows.close();
+        await Promise.all([flows.close(), parents.close()]);
       } catch (err) {
         app.log.warn({ err }, 'closing the flow producer failed');
       }

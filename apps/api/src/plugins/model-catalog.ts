@@ -1,5 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import fp from 'fastify-plugin';
 import type { FastifyBaseLogger } from 'fastify';
 import {
@@ -41,7 +42,10 @@ declare module 'fastify' {
   }
 }
 
-const MAX_CACHED = 1024;
+/** Most cached entries; past it the oldest go first (ids asked for but absent are cached too). */
+const MAX_CACHED = 100_000;
+/** Config reads in flight while listing; the event loop runs between groups of this size. */
+const LIST_READ_CONCURRENCY = 64;
 
 interface Cached<T> {
   expires: number;
@@ -89,16 +93,39 @@ export function createModelCatalog(options: ModelCatalogOptions, log?: FastifyBa
     };
   }
 
+  /**
+   * Linear in the cache's size: entries sit in the map in the order they expire (the TTL is
+   * the same for all, and a refreshed entry moves to the end), so pruning drops expired
+   * entries from the front and stops at the first live one.
+   */
+  function prune(now: number): void {
+    for (const [id, e] of infos) {
+      if (e.expires > now && infos.size < MAX_CACHED) break;
+      infos.delete(id);
+    }
+  }
+
   function get(modelId: string): Promise<ModelInfo | undefined> {
     if (!isModelId(modelId)) return Promise.resolve(undefined);
     const previous = infos.get(modelId);
     const entry = cached(previous, () => readInfo(modelId));
     if (entry !== previous) {
-      // Ids asked for but absent are cached too; drop expired entries so the map stays small.
-      if (infos.size >= MAX_CACHED) for (const [id, e] of infos) if (e.expires <= Date.now()) infos.delete(id);
+      prune(Date.now());
+      infos.delete(modelId);
       infos.set(modelId, entry);
     }
     return entry.value;
+  }
+
+  /** Every id's info, `LIST_READ_CONCURRENCY` reads at a time, yielding between groups: 20,000 folders never hold the event loop. */
+  async function readAll(ids: readonly string[]): Promise<ModelInfo[]> {
+    const found: ModelInfo[] = [];
+    for (let start = 0; start < ids.length; start += LIST_READ_CONCURRENCY) {
+      const group = await Promise.all(ids.slice(start, start + LIST_READ_CONCURRENCY).map(get));
+      for (const info of group) if (info) found.push(info);
+      await yieldToEventLoop();
+    }
+    return found;
   }
 
   async function subdirs(dir: string): Promise<string[]> {
@@ -123,12 +150,18 @@ export function createModelCatalog(options: ModelCatalogOptions, log?: FastifyBa
     return ids.sort();
   }
 
+  /** One listing at a time: concurrent `list()` calls share it while it is fresh. */
+  let models: Cached<ModelInfo[]> | undefined;
+
   return {
     async list() {
-      listing = cached(listing, readIds);
-      const ids = await listing.value;
-      const found = await Promise.all(ids.map(get));
-      return found.filter((info): info is ModelInfo => info !== undefined);
+      const previous = models;
+      models = cached(models, async () => {
+        listing = cached(listing, readIds);
+        return readAll(await listing.value);
+      });
+      if (models !== previous) models.value.catch(() => (models = undefined));
+      return models.value;
     },
     get,
     async resolve(task, modelId) {

@@ -1,9 +1,9 @@
-import type { EventEmitter } from 'node:events';
+import { setMaxListeners, type EventEmitter } from 'node:events';
 import fp from 'fastify-plugin';
 import type { FastifyBaseLogger } from 'fastify';
 import { Queue, QueueEvents, QueueKeys } from 'bullmq';
-import type { Redis } from 'ioredis';
-import { createRedis, queueNameForModel, type InferenceJobData, type InferenceJobResult } from '@inferq/queue';
+import type { JobView } from '@inferq/contracts';
+import { createRedis, queueNameForModel, readJobView, type RedisClient, type InferenceJobData, type InferenceJobResult } from '@inferq/queue';
 import { httpError } from '../errors.js';
 import { watchJobEnd, type JobEndWatch } from '../job-end-watch.js';
 
@@ -22,15 +22,26 @@ export interface QueuesOptions {
 
 export interface QueueRegistry {
   /** The shared producer connection (fails fast while Redis is down). */
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   /** Aborted when the server starts closing: long-polls answer at once. */
   readonly closing: AbortSignal;
   /** The BullMQ queue of a model, created on first use. Throws `INFERQ_ERR_QUEUE_UNAVAILABLE` while Redis is down. */
   forModel(modelId: string): InferenceQueue;
   /** Whether a job exists in a model's queue; one Redis round trip, no queue object created. */
   hasJob(modelId: string, jobId: string): Promise<boolean>;
+  /**
+   * A job's public view, read from the fields it needs (never the job's input); undefined
+   * when there is no such job. State first, then the hash: a job only moves forward, so the
+   * hash read second holds at least what the state says (a result once it says succeeded).
+   */
+  readView(modelId: string, jobId: string): Promise<JobView | undefined>;
   /** The event reader of a model's queue, created on first use (its own blocking connection). */
   events(modelId: string): Promise<QueueEvents>;
+  /**
+   * The event reader of any queue by name (`tickets`), created on first use: one per queue
+   * and process, reading from the last event already in the stream, shared by every waiter.
+   */
+  eventsForQueue(queueName: string): Promise<QueueEvents>;
   /**
    * Starts watching for the end of a job. Resolves once subscribed: read the job's state
    * after this resolves, then await `outcome` if it is not final yet.
@@ -71,7 +82,7 @@ function logConnectionErrors(emitter: EventEmitter, log: FastifyBaseLogger, what
   });
 }
 
-function waitForFirstConnect(redis: Redis, timeoutMs: number): Promise<void> {
+function waitForFirstConnect(redis: RedisClient, timeoutMs: number): Promise<void> {
   return new Promise((resolve) => {
     if (redis.status === 'ready') return resolve();
     const done = (): void => {
@@ -116,6 +127,8 @@ export const queuesPlugin = fp<QueuesOptions>(
     const queues = new Map<string, InferenceQueue>();
     const events = new Map<string, Promise<QueueEvents>>();
     const closing = new AbortController();
+    // Every long-poll and event stream listens for the close: one listener per waiting request.
+    setMaxListeners(0, closing.signal);
 
     function forModel(modelId: string): InferenceQueue {
       if (redis.status !== 'ready') throw httpError('INFERQ_ERR_QUEUE_UNAVAILABLE');
@@ -147,8 +160,11 @@ export const queuesPlugin = fp<QueuesOptions>(
     }
 
     function eventsFor(modelId: string): Promise<QueueEvents> {
+      return eventsForQueue(queueNameForModel(modelId));
+    }
+
+    function eventsForQueue(name: string): Promise<QueueEvents> {
       if (closing.signal.aborted) return Promise.reject(httpError('INFERQ_ERR_QUEUE_UNAVAILABLE'));
-      const name = queueNameForModel(modelId);
       let reader = events.get(name);
       if (!reader) {
         reader = createEvents(name);
@@ -165,7 +181,14 @@ export const queuesPlugin = fp<QueuesOptions>(
       async hasJob(modelId, jobId) {
         return (await redis.exists(keys.toKey(queueNameForModel(modelId), jobId))) === 1;
       },
+      async readView(modelId, jobId) {
+        const name = queueNameForModel(modelId);
+        const state = await forModel(modelId).getJobState(jobId);
+        if (state === 'unknown') return undefined;
+        return readJobView(redis, keys.toKey(name, jobId), jobId, state);
+      },
       events: eventsFor,
+      eventsForQueue,
       async watchJobEnd(modelId, jobId, { timeoutMs, signal }) {
         const reader = await eventsFor(modelId);
         return watchJobEnd(reader, jobId, timeoutMs, signal ? [closing.signal, signal] : [closing.signal]);

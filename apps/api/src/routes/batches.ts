@@ -110,7 +110,7 @@ function createValidationError(error: Error & { validation?: FastifySchemaValida
 
 /** `POST /v1/batches`, `GET /v1/batches`, `GET /v1/batches/:id`, `GET /v1/batches/:id/results`, `POST /v1/batches/:id/cancel`. */
 export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { BATCH_CHUNK_SIZE, BATCH_UPLOAD_LIMIT_BYTES, BATCH_BODY_LIMIT_BYTES, BATCH_RETENTION_SECONDS, WEBHOOK_ALLOW_PRIVATE } = app.config;
+  const { BATCH_CHUNK_SIZE, BATCH_STAGING_TTL_MS, BATCH_UPLOAD_LIMIT_BYTES, BATCH_BODY_LIMIT_BYTES, BATCH_RETENTION_SECONDS, WEBHOOK_ALLOW_PRIVATE } = app.config;
   const { store } = app.batches;
 
   // NDJSON bodies reach the handler as the request stream: parsed line by line, never buffered whole.
@@ -207,7 +207,7 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
           };
       const { model, windowSeconds } = await resolveSettings(settings);
 
-      const stager = store.stager(BATCH_CHUNK_SIZE);
+      const stager = store.stager(BATCH_CHUNK_SIZE, BATCH_STAGING_TTL_MS);
       let staged;
       try {
         if (upload) {

@@ -1,5 +1,4 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyReply } from 'fastify';
 import Type from 'typebox';
 import {
   CreateJobBody,
@@ -23,9 +22,9 @@ import {
   modelIdFromJobId,
   newJobId,
   statusFromState,
-  toJobView,
   type InferenceJobData,
 } from '@inferq/queue';
+import { clientGone } from '../client-gone.js';
 import { httpError } from '../errors.js';
 import { checkWebhookUrl } from '../webhook-url.js';
 
@@ -87,44 +86,31 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { JOB_RETENTION_SECONDS, MAX_WAIT_SECONDS, BODY_LIMIT_BYTES, MAX_NEW_TOKENS, MAX_BEAM_TOKENS } = app.config;
   const jobOptions = inferenceJobOptions({ retentionSeconds: JOB_RETENTION_SECONDS });
 
-  /**
-   * State first, then the job: a job only moves forward (queued, running, final), so the hash
-   * read second holds at least what the state says (a result once it says succeeded). Read
-   * the other way round, a job finishing in between looked succeeded with no result.
-   */
   async function readView(modelId: string, id: string): Promise<JobView> {
-    const queue = app.queues.forModel(modelId);
-    const state = await queue.getJobState(id);
-    const job = await queue.getJob(id);
-    if (!job || state === 'unknown') throw httpError('INFERQ_ERR_JOB_NOT_FOUND', id);
-    return toJobView(job, state);
+    const view = await app.queues.readView(modelId, id);
+    if (!view) throw httpError('INFERQ_ERR_JOB_NOT_FOUND', id);
+    return view;
   }
 
-  /** Holds until the job is final, `waitMs` passes, the client leaves or the server closes; answers the view then. */
-  async function waitForEnd(modelId: string, id: string, view: JobView, waitMs: number, reply: FastifyReply): Promise<JobView> {
+  /** Holds until the job is final, `waitMs` passes, the client leaves (`gone`) or the server closes; answers the view then. */
+  async function waitForEnd(modelId: string, id: string, view: JobView, waitMs: number, gone: AbortSignal): Promise<JobView> {
     const deadline = Date.now() + waitMs;
-    const clientGone = new AbortController();
-    const onClose = (): void => clientGone.abort();
-    reply.raw.once('close', onClose);
-    try {
-      while (!isFinal(view.status) && Date.now() < deadline && !clientGone.signal.aborted) {
-        // Subscribe first, then read: an end between the two is seen by one or the other.
-        const watch = await app.queues.watchJobEnd(modelId, id, { timeoutMs: deadline - Date.now(), signal: clientGone.signal });
-        try {
-          view = await readView(modelId, id);
-          if (isFinal(view.status)) break;
-          const outcome = await watch.outcome;
-          view = await readView(modelId, id);
-          // 'ended' but not final: a failed attempt that will be retried; keep waiting.
-          if (outcome !== 'ended') break;
-        } finally {
-          watch.stop();
-        }
+    while (!isFinal(view.status) && Date.now() < deadline && !gone.aborted) {
+      // Subscribe first, then read: an end between the two is seen by one or the other.
+      const watch = await app.queues.watchJobEnd(modelId, id, { timeoutMs: deadline - Date.now(), signal: gone });
+      try {
+        view = await readView(modelId, id);
+        if (isFinal(view.status)) break;
+        const outcome = await watch.outcome;
+        if (gone.aborted) break;
+        view = await readView(modelId, id);
+        // 'ended' but not final: a failed attempt that will be retried; keep waiting.
+        if (outcome !== 'ended') break;
+      } finally {
+        watch.stop();
       }
-      return view;
-    } finally {
-      reply.raw.off('close', onClose);
     }
+    return view;
   }
 
   app.post(
@@ -172,7 +158,8 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         ...(webhookUrl ? { webhook_url: webhookUrl } : {}),
       };
       // BullMQ ignores an add whose jobId exists: a repeated idempotent post leaves the first job alone.
-      await queue.add('infer', data, { ...jobOptions, jobId: id });
+      // Named after its task, so reading the job's view never needs its data (the input).
+      await queue.add(task, data, { ...jobOptions, jobId: id });
       let status: JobStatus = 'queued';
       if (idempotencyKey !== undefined) {
         const job = await queue.getJob(id);
@@ -201,15 +188,22 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const { id } = request.params;
-      const modelId = modelIdFromJobId(id);
-      if (modelId === undefined || !(await app.queues.hasJob(modelId, id))) {
-        throw httpError('INFERQ_ERR_JOB_NOT_FOUND', id.slice(0, 300));
-      }
-      const view = await readView(modelId, id);
+      // Before any await: a client that leaves while the job is read ends its wait too.
       const waitMs = Math.min(request.query.wait ?? 0, MAX_WAIT_SECONDS) * 1000;
-      if (waitMs <= 0 || isFinal(view.status)) return view;
-      return waitForEnd(modelId, id, view, waitMs, reply);
+      const gone = waitMs > 0 ? clientGone(reply) : undefined;
+      const release = gone ? app.clientLimits.holdWait(request) : undefined;
+      try {
+        const { id } = request.params;
+        const modelId = modelIdFromJobId(id);
+        if (modelId === undefined || !(await app.queues.hasJob(modelId, id))) {
+          throw httpError('INFERQ_ERR_JOB_NOT_FOUND', id.slice(0, 300));
+        }
+        const view = await readView(modelId, id);
+        if (!gone || isFinal(view.status) || gone.aborted) return view;
+        return await waitForEnd(modelId, id, view, waitMs, gone);
+      } finally {
+        release?.();
+      }
     },
   );
 };

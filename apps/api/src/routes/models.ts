@@ -21,8 +21,10 @@ export const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
         app.models.list(),
         liveWorkers(app.queues.redis, app.config.QUEUE_PREFIX).catch(() => []),
       ]);
-      const serving = (id: string) => workers.filter((w) => w.models.includes(id)).length;
-      return { data: models.map((m) => ({ ...m, served: serving(m.id) > 0, workers: serving(m.id) })) };
+      // One pass over the heartbeats, one over the models: linear in both.
+      const serving = new Map<string, number>();
+      for (const w of workers) for (const id of new Set(w.models)) serving.set(id, (serving.get(id) ?? 0) + 1);
+      return { data: models.map((m) => ({ ...m, served: serving.has(m.id), workers: serving.get(m.id) ?? 0 })) };
     },
   );
 };

@@ -1,19 +1,17 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { FlowProducer, Queue, QueueEvents } from 'bullmq';
+import { FlowProducer, Queue } from 'bullmq';
 import Type from 'typebox';
 import {
   CreateTicketBody,
   DEFAULT_TICKET_LABELS,
   ErrorBody,
   FINAL_STATUSES,
-  MAX_INPUT_CHARS,
   TicketView,
   decodeJobError,
   type TicketResult,
 } from '@inferq/contracts';
 import {
   TICKETS_QUEUE,
-  createRedis,
   inferenceJobOptions,
   isTicketId,
   newJobId,
@@ -23,8 +21,10 @@ import {
   type InferenceJobData,
   type TicketJobData,
 } from '@inferq/queue';
+import { clientGone } from '../client-gone.js';
 import { httpError } from '../errors.js';
 import { watchJobEnd } from '../job-end-watch.js';
+import { checkInput } from './jobs.js';
 
 const TicketParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) });
 const TicketQuery = Type.Object(
@@ -39,13 +39,12 @@ const TicketQuery = Type.Object(
  * when both are done. `GET /v1/tickets/:id` reads it, `?wait=N` long-polls.
  */
 export const ticketRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { QUEUE_PREFIX, REDIS_URL, JOB_RETENTION_SECONDS, MAX_WAIT_SECONDS, TICKET_SUMMARY_TOKENS, TICKET_MODEL } = app.config;
+  const { QUEUE_PREFIX, JOB_RETENTION_SECONDS, MAX_WAIT_SECONDS, TICKET_SUMMARY_TOKENS, TICKET_MODEL } = app.config;
   const jobOptions = inferenceJobOptions({ retentionSeconds: JOB_RETENTION_SECONDS });
   const flows = new FlowProducer({ connection: app.queues.redis, prefix: QUEUE_PREFIX });
   const tickets = new Queue<TicketJobData, TicketResult>(TICKETS_QUEUE, { connection: app.queues.redis, prefix: QUEUE_PREFIX });
-  let events: QueueEvents | undefined;
   app.addHook('onClose', async () => {
-    for (const closable of [events, flows, tickets]) {
+    for (const closable of [flows, tickets]) {
       try {
         await closable?.close();
       } catch {
@@ -87,7 +86,8 @@ export const ticketRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const { subject, body, labels } = request.body;
       const text = subject?.trim() ? `${subject.trim()}\n\n${body}` : body;
       if (body.trim() === '') throw httpError('INFERQ_ERR_EMPTY_INPUT');
-      if (text.length > MAX_INPUT_CHARS) throw httpError('INFERQ_ERR_INPUT_TOO_LARGE', text.length, MAX_INPUT_CHARS);
+      // Characters (code points), as /v1/jobs counts them, not UTF-16 units.
+      checkInput('summarization', text);
       // Labels from the request need zero-shot; without them, TICKET_MODEL may be a plain
       // classifier trained on ticket issues.
       const ticketModel = !labels && TICKET_MODEL ? await app.models.get(TICKET_MODEL) : undefined;
@@ -111,8 +111,8 @@ export const ticketRoutes: FastifyPluginAsyncTypebox = async (app) => {
         data: { jobs, queues } satisfies TicketJobData,
         opts: { jobId: id, removeOnComplete: { age: JOB_RETENTION_SECONDS }, removeOnFail: { age: JOB_RETENTION_SECONDS } },
         children: [
-          { name: 'infer', queueName: queues.classification, data: classify, opts: { ...childOptions, jobId: jobs.classification } },
-          { name: 'infer', queueName: queues.summary, data: summarize, opts: { ...childOptions, jobId: jobs.summary } },
+          { name: classify.task, queueName: queues.classification, data: classify, opts: { ...childOptions, jobId: jobs.classification } },
+          { name: summarize.task, queueName: queues.summary, data: summarize, opts: { ...childOptions, jobId: jobs.summary } },
         ],
       });
       return reply.code(202).header('location', `/v1/tickets/${id}`).send({ id, status: 'queued' as const });
@@ -130,27 +130,33 @@ export const ticketRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: TicketView, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody },
       },
     },
-    async (request) => {
-      const { id } = request.params;
-      if (!isTicketId(id)) throw httpError('INFERQ_ERR_TICKET_NOT_FOUND', id);
-      let view = await readView(id);
+    async (request, reply) => {
+      // Before any await: a client that leaves while the ticket is read ends its wait too.
       const waitMs = Math.min(request.query.wait ?? 0, MAX_WAIT_SECONDS) * 1000;
-      if (waitMs <= 0 || FINAL_STATUSES.includes(view.status)) return view;
-      events ??= new QueueEvents(TICKETS_QUEUE, { connection: createRedis(REDIS_URL, 'worker'), prefix: QUEUE_PREFIX });
-      await events.waitUntilReady();
-      const gone = new AbortController();
-      request.raw.once('close', () => gone.abort());
-      const watch = watchJobEnd(events, id, waitMs, [gone.signal, app.queues.closing]);
+      const gone = waitMs > 0 ? clientGone(reply) : undefined;
+      const release = gone ? app.clientLimits.holdWait(request) : undefined;
       try {
-        view = await readView(id);
-        if (!FINAL_STATUSES.includes(view.status)) {
-          await watch.outcome;
+        const { id } = request.params;
+        if (!isTicketId(id)) throw httpError('INFERQ_ERR_TICKET_NOT_FOUND', id);
+        let view = await readView(id);
+        if (!gone || FINAL_STATUSES.includes(view.status) || gone.aborted) return view;
+        // The API's one shared reader of the tickets queue, reading from the last event
+        // already in the stream: an end between the read above and its first block is not lost.
+        const events = await app.queues.eventsForQueue(TICKETS_QUEUE);
+        const watch = watchJobEnd(events, id, waitMs, [gone, app.queues.closing]);
+        try {
           view = await readView(id);
+          if (!FINAL_STATUSES.includes(view.status)) {
+            await watch.outcome;
+            if (!gone.aborted) view = await readView(id);
+          }
+        } finally {
+          watch.stop();
         }
+        return view;
       } finally {
-        watch.stop();
+        release?.();
       }
-      return view;
     },
   );
 };

@@ -58,6 +58,8 @@ const PULL_EXIT: Record<HubError['kind'], number> = {
   'checksum-mismatch': ExitCode.failed,
   'no-onnx': ExitCode.failed,
   busy: ExitCode.failed,
+  'too-large': ExitCode.failed,
+  timeout: ExitCode.unreachable,
 };
 
 /** `inferq models pull ORG/NAME`: downloads a model from the Hub into MODELS_DIR. */
@@ -92,6 +94,15 @@ export async function pull(ctx: CommandContext, id: string, options: PullCommand
   };
   // Loaded here: the id check reads @inferq/contracts, whose schemas take a while to build.
   const { HubError, pullModel } = await import('../hub-download.js');
+  const positive = (name: string): number | undefined => {
+    const text = ctx.io.env[name];
+    if (!text) return undefined;
+    const value = Number(text);
+    if (!Number.isInteger(value) || value <= 0) throw new CliError(`${name} must be a positive whole number, not "${text}"`, ExitCode.usage);
+    return value;
+  };
+  const maxBytes = positive('PULL_MAX_BYTES');
+  const timeoutMs = positive('PULL_TIMEOUT_MS');
   try {
     const result = await pullModel({
       id,
@@ -101,6 +112,8 @@ export async function pull(ctx: CommandContext, id: string, options: PullCommand
       revision: options.revision,
       variant: options.variant,
       force: options.force,
+      ...(maxBytes !== undefined ? { maxBytes } : {}),
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
       onEvent,
       ...(ctx.io.signal ? { signal: ctx.io.signal } : {}),
     });
