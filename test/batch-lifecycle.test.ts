@@ -140,7 +140,9 @@ describe('a bulk batch end to end (issue 14)', () => {
     const first = await postBatch(shortLived, ['a', 'b', 'c'], { 'idempotency-key': 'nightly-reviews' });
     expect((await finalBatch(shortLived, first.id)).status).toBe('completed');
     await until(() => redis.exists(store.batchKey(first.id)), (n) => n === 0, 30_000, 'the record');
-    const second = await postBatch(shortLived, ['d', 'e', 'f'], { 'idempotency-key': 'nightly-reviews' });
+    // The same request again (another body with this key is a 422 for 24 hours): the batch is
+    // made again, and it runs rather than waiting on the finished jobs of the first.
+    const second = await postBatch(shortLived, ['a', 'b', 'c'], { 'idempotency-key': 'nightly-reviews' });
     expect(second.id).toBe(first.id);
     const final = await finalBatch(shortLived, second.id);
     expect(final).toMatchObject({ status: 'completed', request_counts: { total: 3, completed: 3 } });
@@ -215,7 +217,8 @@ describe('job webhooks (issue 14)', () => {
         const other = (await post({}, 'another')).json() as { id: string };
         await until(() => jobs.getJobState(other.id), (s) => s === 'completed', 30_000, 'the other job');
       }
-      const again = (await post({ 'idempotency-key': 'ticket-7731' }, 'second')).json() as { id: string };
+      // The same request again, after the job was removed: it is made again, with its webhook.
+      const again = (await post({ 'idempotency-key': 'ticket-7731' }, 'first')).json() as { id: string };
       expect(again.id).toBe(id);
       const deliveries = await receiver.waitFor('/keyed', 2, 30_000);
       const bodies = deliveries.map((d) => JSON.parse(d.body) as { id: string; status: string });

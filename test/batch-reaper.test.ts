@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { ApiApp } from '@inferq/api';
-import { BATCHES_QUEUE, BatchStore, WEBHOOKS_QUEUE, bulkQueueNameForModel, bulkQueuesKey, chunkJobId } from '@inferq/queue';
+import { DEFAULT_TENANT } from '@inferq/contracts';
+import { BATCHES_QUEUE, BatchStore, Ownership, WEBHOOKS_QUEUE, bulkQueueNameForModel, bulkQueuesKey, chunkJobId } from '@inferq/queue';
 import { BatchReaper, MAINTENANCE_QUEUE } from '@inferq/worker';
 import type { BatchView, ResultLine } from './support/batches.js';
 import { silent, startStack, until, type InProcessStack } from './support/in-process.js';
@@ -55,6 +56,8 @@ async function recordWithoutFlow(n: number, ageMs: number): Promise<string> {
   for (const [i, item] of inputs(n).entries()) await stager.add(item.custom_id, item.input, i + 1);
   const staged = await stager.finish();
   await store.create({ id, task: 'classification', model: UNSERVED, parameters: {}, completionWindow: '24h', windowSeconds: 86_400, retentionSeconds: 3600 }, staged, Date.now() - ageMs);
+  // Owned as the API would own it (it serves without keys here: the default tenant), so the API reads it.
+  await new Ownership(redis, stack.prefix).claim('batch', id, DEFAULT_TENANT, { ttlSeconds: 3600, listed: true });
   return id;
 }
 

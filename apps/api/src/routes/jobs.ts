@@ -160,7 +160,13 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         ...(stream ? { stream } : {}),
         ...(webhookUrl ? { webhook_url: webhookUrl } : {}),
       };
-      if (!create.repeat) {
+      // A repeat answers the first job; if that job is gone (removed past JOB_RETENTION_SECONDS
+      // within the key's 24 hours, or its post died before adding it), the repeat makes it again.
+      const first = create.repeat ? await queue.getJob(id) : undefined;
+      let status: JobStatus = 'queued';
+      if (first) {
+        status = statusFromState(await first.getState());
+      } else {
         try {
           await app.quotas.admit(request, { inputs: 1, models: [modelId] });
           await app.owners.claim(request, 'job', id);
@@ -168,14 +174,9 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
           await queue.add(task, data, { ...jobOptions, jobId: id });
           await app.quotas.track(request, 'job', id, 1);
         } catch (err) {
-          await create.release();
+          if (!create.repeat) await create.release();
           throw err;
         }
-      }
-      let status: JobStatus = 'queued';
-      if (create.repeat) {
-        const job = await queue.getJob(id);
-        if (job) status = statusFromState(await job.getState());
       }
       return reply.code(202).header('location', `/v1/jobs/${id}`).send({ id, status });
     },
