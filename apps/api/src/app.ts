@@ -24,6 +24,7 @@ import { jobRoutes } from './routes/jobs.js';
 import { ticketRoutes } from './routes/tickets.js';
 import { jobEventRoutes } from './routes/job-events.js';
 import { modelRoutes } from './routes/models.js';
+import { adminWorkerRoutes } from './routes/admin-workers.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -82,6 +83,7 @@ export const app = fp<AppOptions>(
           { name: 'tickets', description: 'Support ticket triage: issue and summary' },
           { name: 'models', description: 'Models in the models folder' },
           { name: 'health', description: 'Liveness and readiness' },
+          { name: 'admin', description: 'Operators: live workers (behind ADMIN_API_KEY when it is set)' },
         ],
       },
     });
@@ -106,6 +108,7 @@ export const app = fp<AppOptions>(
     await fastify.register(ticketRoutes);
     await fastify.register(jobEventRoutes);
     await fastify.register(batchRoutes);
+    await fastify.register(adminWorkerRoutes);
   },
   { name: 'inferq-api' },
 );

@@ -71,6 +71,8 @@ function configSchema(cwd: string) {
     BATCH_RETENTION_SECONDS: Type.Integer({ minimum: 1, default: 7 * 86_400 }),
     /** Accept webhook URLs on loopback, private and link-local addresses (tests, receivers on the same host). */
     WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false }),
+    /** Bearer token of the admin routes (`/v1/admin/*`); empty: they are open (a private network). */
+    ADMIN_API_KEY: Type.String({ default: '' }),
   });
 }
 

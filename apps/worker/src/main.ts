@@ -111,12 +111,13 @@ if (config.WEBHOOK_SECRET) {
 } else {
   logger.warn('WEBHOOK_SECRET is not set: this worker sends no webhooks (deliveries wait in the queue for a worker that has it)');
 }
-stopHeartbeat = startHeartbeat(heartbeatRedis, config.QUEUE_PREFIX, {
+const workerInfo = {
   id: workerId,
   models: workers.map((w) => w.modelId),
   devices: Object.fromEntries(workers.map((w) => [w.modelId, w.runner.device])),
   hostname: hostname(),
   pid: process.pid,
   started_at: new Date().toISOString(),
-});
+};
+stopHeartbeat = startHeartbeat(heartbeatRedis, config.QUEUE_PREFIX, () => ({ ...workerInfo, batches: metrics.recent.summary(workerInfo.models) }));
 logger.info({ models: workers.map((w) => w.modelId), metricsPort: portOf(metricsServer), device: config.DEVICE }, 'worker ready');

@@ -26,6 +26,7 @@ export const ERRORS = {
   INFERQ_ERR_BATCH_NOT_CANCELLABLE: { status: 409, message: 'Batch "%s" is %s and can no longer be cancelled' },
   INFERQ_ERR_BATCH_CANCELLED: { status: 409, message: 'The batch was cancelled before this input ran' },
   INFERQ_ERR_BATCH_EXPIRED: { status: 410, message: 'The batch\'s completion window ended before this input ran' },
+  INFERQ_ERR_ADMIN_UNAUTHORIZED: { status: 401, message: 'This route needs the admin key: send Authorization: Bearer <ADMIN_API_KEY>' },
   INFERQ_ERR_NOT_FOUND: { status: 404, message: 'Route %s %s not found' },
   INFERQ_ERR_RATE_LIMITED: { status: 429, message: 'Too many requests' },
   INFERQ_ERR_TOO_MANY_STREAMS: { status: 429, message: 'This client already holds %d event streams; the limit is %d' },

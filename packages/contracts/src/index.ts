@@ -7,3 +7,4 @@ export * from './batches.js';
 export * from './webhooks.js';
 export * from './task-parameters.js';
 export * from './tickets.js';
+export * from './workers.js';
