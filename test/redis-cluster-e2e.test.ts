@@ -4,7 +4,16 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyWebhook } from '@inferq/queue';
+import { Queue } from 'bullmq';
+import {
+  BATCHES_QUEUE,
+  TICKETS_QUEUE,
+  WEBHOOKS_QUEUE,
+  bulkQueueNameForModel,
+  createRedis,
+  queueNameForModel,
+  verifyWebhook,
+} from '@inferq/queue';
 import { ensureModel, STARTER_TICKETS_ID, TINY_BART_ID, TINY_CLASSIFIER_ID } from '@inferq/tiny-models';
 import { FINAL_BATCH, ndjsonOf, type BatchView, type ResultLine } from './support/batches.js';
 import { startApi, startWorker, type ServiceProcess } from './support/processes.js';
@@ -109,6 +118,8 @@ beforeAll(async () => {
       WEBHOOK_SECRET: SECRET,
       WEBHOOK_BACKOFF_MS: '100',
       BULK_CONCURRENCY: '1',
+      // The batch reaper (a BullMQ job scheduler) runs during the test too.
+      REAPER_INTERVAL_MS: '500',
     }),
   ]);
 }, 300_000);
@@ -204,6 +215,21 @@ async function everyFlow(run: string, midBatch: () => Promise<void>): Promise<vo
   for (const [tag, jobs] of [['before', jobsBefore], ['after', jobsAfter]] as const) {
     const [jobHook] = await delivered(`/${run}/job-${tag}`);
     expect(JSON.parse(jobHook!)).toMatchObject({ id: jobs[0]!.id, status: 'succeeded' });
+  }
+  // No job of any queue failed (a cross-slot script or a lost write would fail one), and the
+  // reaper ran on the cluster.
+  const redis = createRedis(cluster.url, 'worker');
+  try {
+    const names = [TINY_CLASSIFIER_ID, STARTER_TICKETS_ID, TINY_BART_ID].flatMap((m) => [queueNameForModel(m), bulkQueueNameForModel(m)]);
+    for (const name of [...names, TICKETS_QUEUE, BATCHES_QUEUE, WEBHOOKS_QUEUE, 'maintenance']) {
+      const queue = new Queue(name, { connection: redis, prefix: PREFIX });
+      const counts = await queue.getJobCounts('failed', 'completed');
+      expect({ name, failed: counts.failed }).toEqual({ name, failed: 0 });
+      if (name === 'maintenance') expect(counts.completed).toBeGreaterThan(0);
+      await queue.close();
+    }
+  } finally {
+    redis.disconnect();
   }
   // No command was refused for using keys of several slots.
   const crossSlot = [...api.proc.raw, ...worker.proc.raw].filter((l) => /CROSSSLOT/i.test(l));
