@@ -3,7 +3,7 @@ import type { WorkerList } from '@inferq/contracts';
 import { createRedis, startHeartbeat, type WorkerInfo } from '@inferq/queue';
 import { createTestEnv, SENTIMENT, type TestEnv } from './helpers.js';
 
-const ADMIN_KEY = 'adm_9d2f4c71e0';
+const ADMIN_KEY = 'adm_workers_9d2f4c71e0b3a85f6c21d7e4';
 let open: TestEnv;
 let guarded: TestEnv;
 const redis = createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', 'worker');
@@ -61,19 +61,29 @@ describe('GET /v1/admin/workers', () => {
     expect(((await open.app.inject({ url: '/v1/admin/workers' })).json() as WorkerList).data).toEqual([]);
   });
 
-  it('with ADMIN_API_KEY set: 401 without the key or with a wrong one, 200 with it', async () => {
-    for (const authorization of [undefined, 'Bearer wrong', `Basic ${ADMIN_KEY}`, ADMIN_KEY, `Bearer ${ADMIN_KEY}x`]) {
+  it('with API keys on (ADMIN_API_KEY): 401 without a bearer key, 403 with any key but the admin key, 200 with it', async () => {
+    const cases: [string | undefined, number, string][] = [
+      [undefined, 401, 'INFERQ_ERR_UNAUTHORIZED'],
+      [`Basic ${ADMIN_KEY}`, 401, 'INFERQ_ERR_UNAUTHORIZED'],
+      [ADMIN_KEY, 401, 'INFERQ_ERR_UNAUTHORIZED'],
+      ['Bearer wrong', 403, 'INFERQ_ERR_FORBIDDEN'],
+      [`Bearer ${ADMIN_KEY}x`, 403, 'INFERQ_ERR_FORBIDDEN'],
+    ];
+    // A tenant's key is no operator's key either.
+    const created = await guarded.app.inject({
+      method: 'POST',
+      url: '/v1/admin/keys',
+      headers: { authorization: `Bearer ${ADMIN_KEY}` },
+      payload: { tenant: 'acme' },
+    });
+    expect(created.statusCode).toBe(201);
+    cases.push([`Bearer ${(created.json() as { key: string }).key}`, 403, 'INFERQ_ERR_FORBIDDEN']);
+    for (const [authorization, status, code] of cases) {
       const res = await guarded.app.inject({ url: '/v1/admin/workers', headers: authorization ? { authorization } : {} });
-      expect({ authorization, status: res.statusCode, code: res.json().error?.code }).toEqual({
-        authorization,
-        status: 401,
-        code: 'INFERQ_ERR_ADMIN_UNAUTHORIZED',
-      });
+      expect({ authorization, status: res.statusCode, code: res.json().error?.code }).toEqual({ authorization, status, code });
     }
     const ok = await guarded.app.inject({ url: '/v1/admin/workers', headers: { authorization: `Bearer ${ADMIN_KEY}` } });
     expect(ok.statusCode).toBe(200);
     expect(ok.json()).toEqual({ data: [] });
-    // The key guards only the admin routes.
-    expect((await guarded.app.inject({ url: '/v1/models' })).statusCode).toBe(200);
   });
 });
