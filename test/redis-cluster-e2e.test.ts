@@ -27,6 +27,9 @@ import { reviewTexts } from './support/texts.js';
 const PREFIX = '{inferq}';
 const SECRET = 'whsec_cluster_7c1d';
 const BATCH_SIZE = 2000;
+/** API keys are on: tenants' records, ownership and quotas live on the cluster too. */
+const ADMIN_KEY = 'adm_cluster_e2e_5e8b1f0c9a7d42e6b3';
+let tenantKey: string;
 
 let cluster: OwnRedisCluster;
 let modelsDir: string;
@@ -63,8 +66,10 @@ const hookUrl = (path: string) => `http://127.0.0.1:${(receiver.address() as Add
  * request answer 503 (INFERQ_ERR_QUEUE_UNAVAILABLE) for a moment, which a client retries.
  */
 async function call(path: string, init?: RequestInit): Promise<{ status: number; body: string }> {
+  const key = path.startsWith('/v1/admin/') ? ADMIN_KEY : tenantKey;
+  const authorized = { ...init, headers: { ...(init?.headers as Record<string, string>), authorization: `Bearer ${key}` } };
   for (let attempt = 0; ; attempt++) {
-    const res = await fetch(`${api.url}${path}`, init);
+    const res = await fetch(`${api.url}${path}`, authorized);
     const body = await res.text();
     if (res.status !== 503 || attempt >= 50) return { status: res.status, body };
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -110,7 +115,8 @@ beforeAll(async () => {
   [api, worker] = await Promise.all([
     // Small chunks: the 2,000 inputs are 80 chunk jobs, run one at a time, so the batch is
     // mid-run for a while.
-    startApi({ ...env, BATCH_CHUNK_SIZE: '25', TICKET_MODEL: STARTER_TICKETS_ID }),
+    // No rate limit: the test polls, and a slow machine polls longer.
+    startApi({ ...env, BATCH_CHUNK_SIZE: '25', TICKET_MODEL: STARTER_TICKETS_ID, ADMIN_API_KEY: ADMIN_KEY, RATE_LIMIT_MAX: '0' }),
     startWorker({
       ...env,
       WORKER_MODELS: [TINY_CLASSIFIER_ID, STARTER_TICKETS_ID, TINY_BART_ID].join(','),
@@ -121,6 +127,7 @@ beforeAll(async () => {
       REAPER_INTERVAL_MS: '500',
     }),
   ]);
+  tenantKey = (await post<{ key: string }>('/v1/admin/keys', { tenant: 'desk' })).key;
 }, 300_000);
 
 afterAll(async () => {
@@ -155,6 +162,15 @@ async function everyFlow(run: string, midBatch: () => Promise<void>): Promise<vo
   const postTicket = () => post<{ id: string }>('/v1/tickets', { body: 'You charged my card twice for the same invoice' });
 
   const jobsBefore = await postJobs(5, 'before');
+  // An Idempotency-Key repeated gives the same job, and a deleted job is gone.
+  const idem = () =>
+    json<{ id: string }>('/v1/jobs', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'idempotency-key': `${run}-refund` },
+      body: JSON.stringify({ task: 'classification', input: 'Where is my refund?' }),
+    });
+  const [first, again] = [await idem(), await idem()];
+  expect(again.id).toBe(first.id);
   const ticketBefore = await postTicket();
   const cancel = await json<{ status: string }>(`/v1/batches/${toCancel.id}/cancel`, { method: 'POST' });
   expect(['cancelling', 'cancelled']).toContain(cancel.status);
@@ -194,6 +210,9 @@ async function everyFlow(run: string, midBatch: () => Promise<void>): Promise<vo
     expect({ id, status: view.status }).toEqual({ id, status: 'succeeded' });
     expect(Array.isArray(view.result)).toBe(true);
   }
+  expect((await finalJob(first.id, 'jobs')).status).toBe('succeeded');
+  expect((await call(`/v1/jobs/${first.id}`, { method: 'DELETE' })).status).toBe(204);
+  expect((await call(`/v1/jobs/${first.id}`)).status).toBe(404);
   for (const { id } of [ticketBefore, ticketAfter]) {
     const view = (await finalJob(id, 'tickets')) as { status: string; result?: { issue: { label: string }; summary: string } };
     expect(view.status).toBe('succeeded');
@@ -235,12 +254,14 @@ async function everyFlow(run: string, midBatch: () => Promise<void>): Promise<vo
   expect(crossSlot).toEqual([]);
 }
 
-describe.skipIf(!hasRedisCluster)('on a six-node Redis Cluster with QUEUE_PREFIX={inferq}', () => {
-  it('jobs, a 2,000-input batch read mid-run, a ticket, a cancel and webhooks all work', async () => {
+describe.skipIf(!hasRedisCluster)('on a six-node Redis Cluster with QUEUE_PREFIX={inferq}, API keys on', () => {
+  it('jobs (one idempotent, one deleted), a 2,000-input batch read mid-run, a ticket, a cancel and webhooks all work', async () => {
     await everyFlow('steady', async () => {});
   }, 300_000);
 
   it('GET /v1/admin/workers shows the worker, its models and devices, and the batches it ran (from its heartbeats)', async () => {
+    expect((await fetch(`${api.url}/v1/admin/workers`)).status).toBe(401);
+    expect((await fetch(`${api.url}/v1/admin/workers`, { headers: { authorization: `Bearer ${tenantKey}` } })).status).toBe(403);
     type Workers = { data: { id: string; models: string[]; devices: Record<string, string>; batches: Record<string, { inputs: number; batches: number }> }[] };
     // The heartbeat carries the stats every 5 s: read until the run above shows.
     const { data } = await until(
