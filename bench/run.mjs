@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TextClassificationPipeline } from '@inferq/inference';
-import { BENCH_CLASSIFIER_ID, BENCH_LLAMA_ID, TINY_CLASSIFIER_ID, ensureModel } from '@inferq/tiny-models';
+import { BENCH_CLASSIFIER, BENCH_CLASSIFIER_ID, BENCH_LLAMA_ID, TINY_CLASSIFIER_ID, TINY_NLI, ensureModel } from '@inferq/tiny-models';
 import { machineInfo } from './lib/machine.mjs';
 import { renderMarkdown, buildReport } from './lib/report.mjs';
 import { startLoadMeter } from './lib/load.mjs';
@@ -22,12 +22,13 @@ import { runBulk } from './scenarios/bulk.mjs';
 import { runInteractive } from './scenarios/interactive.mjs';
 import { runGeneration } from './scenarios/generation.mjs';
 import { runMemory } from './scenarios/memory.mjs';
+import { runLongInputs } from './scenarios/long-inputs.mjs';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(BENCH_DIR, '..');
 const MODELS_DIR = join(BENCH_DIR, '.models');
 
-const SCENARIOS = ['ceiling', 'peer', 'scheduler', 'submission', 'bulk', 'interactive', 'generation', 'memory'];
+const SCENARIOS = ['ceiling', 'peer', 'scheduler', 'submission', 'bulk', 'interactive', 'generation', 'memory', 'long-inputs'];
 
 function parseArgs(argv) {
   const args = { quick: false, only: SCENARIOS };
@@ -47,11 +48,11 @@ const mode = args.quick ? 'quick' : 'full';
 const plan = {
   quick: {
     m: 64, budgets: [512, 2048, 8192], n: 150, slices: 2, warmup: 32, repeats: 3, submitSeconds: 2,
-    bulkN: 600, probes: 40, bulkInputs: 5000, memorySizes: [1000, 10_000], genRepeats: 2,
+    bulkN: 600, probes: 40, bulkInputs: 5000, memorySizes: [1000, 10_000], genRepeats: 2, longInputs: 32, longRepeats: 2,
   },
   full: {
     m: 800, budgets: [256, 512, 1024, 2048, 4096, 8192], n: 10_000, slices: 10, warmup: 256, repeats: 3, submitSeconds: 15,
-    bulkN: 10_000, probes: 150, bulkInputs: 50_000, memorySizes: [1000, 100_000], genRepeats: 3,
+    bulkN: 10_000, probes: 150, bulkInputs: 50_000, memorySizes: [1000, 100_000], genRepeats: 3, longInputs: 128, longRepeats: 3,
   },
 }[mode];
 Object.assign(plan, Object.fromEntries(['repeats', 'n', 'm', 'slices'].filter((k) => args[k]).map((k) => [k, args[k]])));
@@ -227,6 +228,20 @@ if (args.only.includes('memory')) {
     root: ROOT, modelsDir: MODELS_DIR, modelId: TINY_CLASSIFIER_ID, threads, sizes: plan.memorySizes,
     makeTexts: (n) => Array.from({ length: n }, (_, i) => pool[i % pool.length]), log,
   });
+}
+
+if (args.only.includes('long-inputs')) {
+  // A bench-sized NLI model: the bench classifier's sizes with MNLI's labels.
+  const nliId = 'inferq/bench-nli';
+  await ensureModel(MODELS_DIR, nliId, { ...BENCH_CLASSIFIER, labels: [...TINY_NLI.labels], seed: TINY_NLI.seed });
+  const pool = reviewTexts(2000, { root: ROOT, seed: 10 }).texts;
+  log(`scenario 9, long inputs: ${plan.probes} single jobs at 5/s, idle and under ${plan.longInputs} bulk inputs and zero-shot jobs of 50 labels, 100,000 characters each`);
+  results.longInputs = [];
+  for (let r = 0; r < plan.longRepeats; r++) {
+    results.longInputs.push(
+      await runLongInputs({ root: ROOT, modelsDir: MODELS_DIR, modelId: BENCH_CLASSIFIER_ID, nliId, threads, texts: pool, probeTexts: sampleTexts.slice(0, plan.probes), bulkInputs: plan.longInputs, log }),
+    );
+  }
 }
 
 results.wallSeconds = (Date.now() - started) / 1000;

@@ -102,6 +102,18 @@ export function buildReport(r) {
     ratios.push({ name: `API peak RSS, ${small.inputs} / ${large.inputs} inputs (large at most 1.5x small)`, ...summarize([small.apiPeakMiB / large.apiPeakMiB]), target: round(1 / 1.5, 2) });
     ratios.push({ name: `worker peak RSS, ${small.inputs} / ${large.inputs} inputs (large at most 1.5x small)`, ...summarize([small.workerPeakMiB / large.workerPeakMiB]), target: round(1 / 1.5, 2) });
   }
+  if (r.longInputs) {
+    const L = r.longInputs;
+    for (const key of ['idle', 'zeroShotOnly', 'bulkOnly', 'busy']) {
+      figures[`long inputs ${key} p50`] = summarize(L.map((x) => x[key].p50));
+      figures[`long inputs ${key} p95`] = summarize(L.map((x) => x[key].p95));
+      figures[`long inputs ${key} loop max`] = summarize(L.map((x) => x[key].loop.maxMs));
+      figures[`long inputs ${key} loop p99`] = summarize(L.map((x) => x[key].loop.p99Ms));
+      figures[`long inputs ${key} background`] = summarize(L.map((x) => x[key].backgroundCores ?? NaN));
+    }
+    // Lower is better: at most 2x idle, checked as idle/busy >= 0.5.
+    ratios.push({ name: 'idle p95 / p95 under long inputs (bulk 100k-char lines and zero-shot 50 labels x 100k chars; at most 2x idle)', ...summarize(L.map((x) => x.idle.p95 / x.busy.p95)), target: 0.5 });
+  }
   for (const x of ratios) x.met = x.median >= x.target;
   return { figures, ratios };
 }
@@ -165,6 +177,20 @@ export function renderMarkdown(r, report, { tablesOnly = false } = {}) {
       lines.push(`| 8. peak RSS, batch of ${m.inputs} inputs run to the end: worker | ${m.workerPeakMiB.toFixed(0)} | MiB |`);
     }
   } else lines.push('| 8. memory | not run | |');
+  if (f['long inputs busy p95']) {
+    const L = r.longInputs[0];
+    const phases = {
+      idle: 'idle',
+      zeroShotOnly: `zero-shot jobs of ${L.labels} labels x ${L.chars} chars (bench NLI)`,
+      bulkOnly: `a bulk batch of ${L.bulkInputs} lines of ${L.chars} chars`,
+      busy: 'both',
+    };
+    for (const [key, label] of Object.entries(phases)) {
+      lines.push(rowFor(`9. single jobs at 5/s, ${label}: p50 / p95`, f[`long inputs ${key} p50`], 'ms', 0).replace(/ \| ms \|$/, ` / ${fmt(f[`long inputs ${key} p95`], 0)} | ms |`));
+      lines.push(rowFor(`9. worker event loop delay, ${label}: max / p99 (worst 1 s window)`, f[`long inputs ${key} loop max`], 'ms', 0).replace(/ \| ms \|$/, ` / ${fmt(f[`long inputs ${key} loop p99`], 0)} | ms |`));
+    }
+    lines.push(`| 9. other processes' CPU meanwhile (idle / zero-shot / bulk / both) | ${['idle', 'zeroShotOnly', 'bulkOnly', 'busy'].map((k) => fmt(f[`long inputs ${k} background`], 2)).join(' / ')} | cores |`);
+  } else lines.push('| 9. long inputs | not run | |');
   lines.push('');
 
   lines.push('## Ratios and targets', '', '| ratio | median (min–max) | target | |', '|---|---|---|---|');

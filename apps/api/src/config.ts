@@ -44,6 +44,8 @@ function configSchema(cwd: string) {
     TICKET_SUMMARY_TOKENS: Type.Integer({ minimum: 1, maximum: 512, default: 40 }),
     /** Most tokens a summarization or generation job may ask for (`max_new_tokens`). */
     MAX_NEW_TOKENS: Type.Integer({ minimum: 1, maximum: 32_768, default: 512 }),
+    /** Most `num_beams x max_new_tokens` a summarization or generation job may ask for (the worker checks it too, with the model's defaults). */
+    MAX_BEAM_TOKENS: Type.Integer({ minimum: 1, default: 2048 }),
     /** Longest long-poll (`GET /v1/jobs/:id?wait=N`), in seconds. */
     MAX_WAIT_SECONDS: Type.Number({ minimum: 0, maximum: 600, default: 30 }),
     /** Longest life of one event stream (`GET /v1/jobs/:id/events`), in seconds; then it ends and `EventSource` reconnects. */

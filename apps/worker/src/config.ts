@@ -34,6 +34,26 @@ const Schema = Type.Object({
     minimum: 1000,
     description: 'Lock on a running job, renewed while it runs; a dead worker\'s jobs return to the queue this long after it died (milliseconds)',
   }),
+  MAX_PROMPT_TOKENS: Type.Integer({
+    default: 2048,
+    minimum: 1,
+    description: 'Most prompt tokens of a generation job; a longer prompt fails the job with INFERQ_ERR_PROMPT_TOO_LONG (only that many tokens are ever tokenized)',
+  }),
+  MAX_BEAM_TOKENS: Type.Integer({
+    default: 2048,
+    minimum: 1,
+    description: 'Most num_beams x max_new_tokens of a summarization or generation job, model defaults included (INFERQ_ERR_BEAMS_TOO_COSTLY)',
+  }),
+  MAX_REQUEST_TOKENS: Type.Integer({
+    default: 16_384,
+    minimum: 1,
+    description: 'Most tokens one summarization or generation request may cost in the batch cost model ((prompt + new tokens) x beams), so one request cannot hold a model for long (INFERQ_ERR_REQUEST_TOO_COSTLY)',
+  }),
+  JOB_TIMEOUT_MS: Type.Integer({
+    default: 120_000,
+    minimum: 0,
+    description: 'Longest a single job may run on the worker, waiting for its batch included; past it the job fails with INFERQ_ERR_JOB_TIMEOUT (milliseconds; 0: no limit)',
+  }),
   SHUTDOWN_GRACE_MS: Type.Integer({
     default: 25_000,
     minimum: 0,

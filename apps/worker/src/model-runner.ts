@@ -6,7 +6,10 @@ import {
   TextClassificationPipeline,
   TextGenerationPipeline,
   ZeroShotClassificationPipeline,
+  PromptTooLongError,
+  cpuTurns,
   modelPath,
+  urgentWork,
   readModelConfig,
   topK,
   type BatchStats,
@@ -14,6 +17,7 @@ import {
   type GeneratedText,
   type GenerationOptions,
   type LabelScore,
+  type PairLogits,
   type PipelineLoadOptions,
 } from '@inferq/inference';
 import type { WorkerConfig } from './config.js';
@@ -53,6 +57,8 @@ export interface RunOptions {
   priority?: number;
   /** Receives each new piece of generated text (summarization, generation), for streaming. */
   onToken?: (delta: string) => void;
+  /** Gives up on the input (the job's time limit): it leaves the scheduler's queue if it hasn't run yet. */
+  signal?: AbortSignal;
 }
 
 /** One task of one model: a pipeline and the scheduler that batches its inputs. */
@@ -64,13 +70,21 @@ interface TaskHandler {
 
 type Params = Record<string, unknown>;
 
-/** Calls a pipeline's `prepare`; what it rejects is the caller's input, not a model failure. */
-function validated<T>(prepare: () => T): T {
-  try {
-    return prepare();
-  } catch (err) {
-    throw new JobError('INFERQ_ERR_VALIDATION', err instanceof Error ? err.message : String(err));
-  }
+/**
+ * Calls a pipeline's `prepare` (tokenizes) in its turn of the event loop ({@link cpuTurns}:
+ * the inputs of a bulk chunk or of many jobs don't hold the loop all at once); what it
+ * rejects is the caller's input, not a model failure.
+ */
+function validated<T>(prepare: () => T, priority = 0): Promise<T> {
+  return cpuTurns.run(() => {
+    try {
+      return prepare();
+    } catch (err) {
+      if (err instanceof JobError) throw err;
+      if (err instanceof PromptTooLongError) throw new JobError('INFERQ_ERR_PROMPT_TOO_LONG', `${err.message} (MAX_PROMPT_TOKENS)`);
+      throw new JobError('INFERQ_ERR_VALIDATION', err instanceof Error ? err.message : String(err));
+    }
+  }, priority);
 }
 
 /** The API's snake_case generation parameters in the pipelines' camelCase. */
@@ -91,6 +105,28 @@ export function generationOptions(p: Params): GenerationOptions {
     stop: pick<string[]>('stop'),
   };
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as GenerationOptions;
+}
+
+/**
+ * The caps of one summarization or generation request (issue 15.2): every beam generates
+ * every new token, so `num_beams x max_new_tokens` is capped, and its cost in the batch cost
+ * model (the scheduler's: prompt and new tokens, per beam) may not pass `MAX_REQUEST_TOKENS`,
+ * so no single request holds the model's session for long while others wait.
+ */
+function checkGenerationCost(config: WorkerConfig, generation: { numBeams: number; maxNewTokens: number }, cost: number): void {
+  const beamTokens = generation.numBeams * generation.maxNewTokens;
+  if (beamTokens > config.MAX_BEAM_TOKENS) {
+    throw new JobError(
+      'INFERQ_ERR_BEAMS_TOO_COSTLY',
+      `num_beams (${generation.numBeams}) x max_new_tokens (${generation.maxNewTokens}) is ${beamTokens}; the limit is ${config.MAX_BEAM_TOKENS} (MAX_BEAM_TOKENS)`,
+    );
+  }
+  if (cost > config.MAX_REQUEST_TOKENS) {
+    throw new JobError(
+      'INFERQ_ERR_REQUEST_TOO_COSTLY',
+      `The request costs ${cost} tokens (prompt and new tokens, per beam); one request may cost at most ${config.MAX_REQUEST_TOKENS} (MAX_REQUEST_TOKENS)`,
+    );
+  }
 }
 
 function generationResult(out: GeneratedText): GenerationResult {
@@ -137,6 +173,8 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
       maxDelayMs: config.MAX_DELAY_MS,
       maxBackgroundBatchTokens: config.BACKGROUND_BATCH_TOKENS,
       adaptive: config.BATCHING === 'adaptive',
+      // Every model's sessions share the cores: bulk batches wait while any single job's batch runs.
+      urgentWork,
       onBatch: (stats: BatchStats) => {
         metrics.batchSize.observe({ model: modelId }, stats.size);
         metrics.batchSeconds.observe({ model: modelId }, stats.durationMs / 1000);
@@ -153,9 +191,9 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
       const batches = scheduler<Encoded, LabelScore[]>('classification', (b) => pipeline.run(b), (e) => e.ids.length);
       return {
         device: pipeline.session.device,
-        async run(input, p, { priority }) {
-          const encoded = validated(() => pipeline.encode(input as string));
-          return topK(await batches.submit(encoded, { priority }), p.top_k as number | undefined);
+        async run(input, p, { priority, signal }) {
+          const encoded = await validated(() => pipeline.encode(input as string), priority);
+          return topK(await batches.submit(encoded, { priority, signal }), p.top_k as number | undefined);
         },
         close: async () => (await batches.close(), await pipeline.release()),
       };
@@ -169,21 +207,33 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
         (p) => pipeline.cost(p),
         (p) => pipeline.groupKey(p),
       );
+      const pairs = scheduler<Encoded, PairLogits>('zero-shot-classification', (rows) => pipeline.runPairs(rows), (e) => e.ids.length);
       return {
         device: pipeline.session.device,
-        async run(input, p, { priority }) {
-          const prepared = validated(() =>
-            pipeline.prepare({
-              text: input as string,
-              candidateLabels: p.candidate_labels as string[],
-              hypothesisTemplate: p.hypothesis_template as string | undefined,
-              multiLabel: p.multi_label as boolean | undefined,
-            }),
+        async run(input, p, { priority, signal }) {
+          const prepared = await validated(
+            () =>
+              pipeline.prepare({
+                text: input as string,
+                candidateLabels: p.candidate_labels as string[],
+                hypothesisTemplate: p.hypothesis_template as string | undefined,
+                multiLabel: p.multi_label as boolean | undefined,
+              }),
+            priority,
           );
-          const out = await batches.submit(prepared, { priority });
+          // A request costing more than a whole batch (50 labels x 512 tokens is 25,600) would
+          // hold the session for all of it while every other zero-shot job (tickets) waits:
+          // its pairs run as bulk inputs do instead, a few at a time, behind other requests.
+          const out =
+            pipeline.cost(prepared) > config.MAX_BATCH_TOKENS
+              ? pipeline.combine(
+                  prepared,
+                  await Promise.all(prepared.pairs.map((pair) => pairs.submit(pair, { priority: Math.max(1, priority ?? 0), signal }))),
+                )
+              : await batches.submit(prepared, { priority, signal });
           return out.labels.map((label, i) => ({ label, score: out.scores[i] ?? 0 }));
         },
-        close: async () => (await batches.close(), await pipeline.release()),
+        close: async () => (await batches.close(), await pairs.close(), await pipeline.release()),
       };
     },
     async summarization() {
@@ -192,9 +242,10 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
       const batches = scheduler<Prepared, GeneratedText>('summarization', (b) => pipeline.run(b), (p) => pipeline.cost(p), (p) => pipeline.groupKey(p));
       return {
         device: pipeline.decoder.device,
-        async run(input, p, { priority, onToken }) {
-          const prepared = validated(() => pipeline.prepare({ text: input as string, onToken, ...generationOptions(p) }));
-          return generationResult(await batches.submit(prepared, { priority }));
+        async run(input, p, { priority, onToken, signal }) {
+          const prepared = await validated(() => pipeline.prepare({ text: input as string, onToken, ...generationOptions(p) }), priority);
+          checkGenerationCost(config, prepared.config, pipeline.cost(prepared));
+          return generationResult(await batches.submit(signal ? { ...prepared, signal } : prepared, { priority, signal }));
         },
         close: async () => (await batches.close(), await pipeline.release()),
       };
@@ -205,16 +256,20 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
       const batches = scheduler<Prepared, GeneratedText>('generation', (b) => pipeline.run(b), (p) => pipeline.cost(p), (p) => pipeline.groupKey(p));
       return {
         device: pipeline.session.device,
-        async run(input, p, { priority, onToken }) {
-          const prepared = validated(() =>
-            pipeline.prepare({
-              input: input as string | ChatMessage[],
-              onToken,
-              returnFullText: p.return_full_text as boolean | undefined,
-              ...generationOptions(p),
-            }),
+        async run(input, p, { priority, onToken, signal }) {
+          const prepared = await validated(
+            () =>
+              pipeline.prepare({
+                input: input as string | ChatMessage[],
+                onToken,
+                returnFullText: p.return_full_text as boolean | undefined,
+                maxPromptTokens: config.MAX_PROMPT_TOKENS,
+                ...generationOptions(p),
+              }),
+            priority,
           );
-          return generationResult(await batches.submit(prepared, { priority }));
+          checkGenerationCost(config, prepared.config, pipeline.cost(prepared));
+          return generationResult(await batches.submit(signal ? { ...prepared, signal } : prepared, { priority, signal }));
         },
         close: async () => (await batches.close(), await pipeline.release()),
       };

@@ -45,12 +45,16 @@ export class ModelWorker {
     const processor = async (job: Job<InferenceJobData, InferenceJobResult>, token?: string): Promise<InferenceJobResult> => {
       const { task, input, parameters } = job.data;
       if (config.FAULT_CRASH_ON_INPUT && JSON.stringify(input).includes(config.FAULT_CRASH_ON_INPUT)) process.kill(process.pid, 'SIGKILL');
+      const deadline = jobDeadline(config.JOB_TIMEOUT_MS);
       const key = String(job.id);
       inFlight.set(key, { job, token });
       try {
         // A streamed job's text goes out as progress events as it is generated (SSE reads them).
-        const onToken = job.data.stream ? (delta: string) => void job.updateProgress({ delta }).catch(() => {}) : undefined;
-        const result = (await runner.run(task, input, parameters, { onToken })) as InferenceJobResult;
+        const onToken = job.data.stream
+          ? (delta: string) => void (deadline.signal.aborted ? undefined : job.updateProgress({ delta }).catch(() => {}))
+          : undefined;
+        const run = runner.run(task, input, parameters, { onToken, signal: deadline.signal });
+        const result = (await Promise.race([run, deadline.expired])) as InferenceJobResult;
         metrics.jobs.inc({ model: modelId, status: 'succeeded' });
         return result;
       } catch (err) {
@@ -58,6 +62,7 @@ export class ModelWorker {
         log.child({ workerId: worker.id, jobId: job.id }).error({ err }, 'job failed');
         throw toQueueError(err);
       } finally {
+        deadline.clear();
         inFlight.delete(key);
       }
     };
@@ -140,6 +145,27 @@ export class ModelWorker {
     })();
     return this.closing;
   }
+}
+
+/**
+ * A single job's time limit (`JOB_TIMEOUT_MS`, 0: none): `expired` rejects with
+ * `INFERQ_ERR_JOB_TIMEOUT` when it passes, and `signal` aborts then, taking the job's input
+ * out of the scheduler's queue if its batch hasn't started (a running batch can't be
+ * interrupted; its cost is bounded by the token caps).
+ */
+export function jobDeadline(timeoutMs: number): { signal: AbortSignal; expired: Promise<never>; clear: () => void } {
+  const controller = new AbortController();
+  if (timeoutMs <= 0) return { signal: controller.signal, expired: new Promise<never>(() => {}), clear: () => {} };
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const error = new JobError('INFERQ_ERR_JOB_TIMEOUT', `The job ran past JOB_TIMEOUT_MS (${timeoutMs} ms)`);
+      controller.abort(error);
+      reject(error);
+    }, timeoutMs);
+  });
+  expired.catch(() => {}); // a job that ends in time never reads it
+  return { signal: controller.signal, expired, clear: () => clearTimeout(timer) };
 }
 
 /**

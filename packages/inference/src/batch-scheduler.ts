@@ -1,4 +1,5 @@
 import { AdaptiveBatchPolicy, type AdaptiveBatchingOptions } from './adaptive-batching.js';
+import type { UrgentWork } from './urgent-work.js';
 
 export interface BatchSchedulerOptions<I, P, O> {
   /** Turns one input into what a batch is made of (tokenizes). A throw fails that input alone. */
@@ -26,6 +27,12 @@ export interface BatchSchedulerOptions<I, P, O> {
   maxBackgroundBatchTokens?: number;
   /** Called after every batch run, for metrics. */
   onBatch?: (stats: BatchStats) => void;
+  /**
+   * Shared with the schedulers of other sessions in the process: a batch of background
+   * inputs only waits while a batch holding an urgent input runs in any of them (they share
+   * the cores), and this scheduler's urgent batches count there. @defaultValue none
+   */
+  urgentWork?: UrgentWork;
   /**
    * Learn which batch shapes pay on this device ({@link AdaptiveBatchPolicy}): the three
    * limits above become caps, and the batch run is the one with the most predicted
@@ -58,6 +65,12 @@ export interface SubmitOptions {
    * @defaultValue 0 (interactive); bulk work uses 1
    */
   priority?: number;
+  /**
+   * Gives up on the input (a job's time limit): while it is pending it leaves the queue and
+   * the promise rejects with the signal's reason; once its batch runs, the batch finishes.
+   * @defaultValue none
+   */
+  signal?: AbortSignal;
 }
 
 interface Entry<P, O> {
@@ -89,8 +102,8 @@ const DEFAULTS = { maxBatchSize: 32, maxBatchTokens: 8192, maxDelayMs: 5, maxBac
  * retried until the failing input is alone.
  */
 export class BatchScheduler<I, P, O> {
-  private readonly opts: Required<Omit<BatchSchedulerOptions<I, P, O>, 'onBatch' | 'groupKey' | 'adaptive'>> &
-    Pick<BatchSchedulerOptions<I, P, O>, 'onBatch' | 'groupKey' | 'adaptive'>;
+  private readonly opts: Required<Omit<BatchSchedulerOptions<I, P, O>, 'onBatch' | 'groupKey' | 'adaptive' | 'urgentWork'>> &
+    Pick<BatchSchedulerOptions<I, P, O>, 'onBatch' | 'groupKey' | 'adaptive' | 'urgentWork'>;
   /** The adaptive policy (its fitted cost model, for logs and metrics); undefined with `adaptive: false`. */
   readonly policy: AdaptiveBatchPolicy | undefined;
   private pumpQueued = false;
@@ -99,6 +112,7 @@ export class BatchScheduler<I, P, O> {
   private closing = false;
   private timer: NodeJS.Timeout | undefined;
   private idleWaiters: (() => void)[] = [];
+  private waitingForUrgent = false;
 
   constructor(options: BatchSchedulerOptions<I, P, O>) {
     this.opts = { ...DEFAULTS, ...options };
@@ -121,6 +135,8 @@ export class BatchScheduler<I, P, O> {
   /** Queues one input; resolves with its own output. */
   submit(input: I, options: SubmitOptions = {}): Promise<O> {
     if (this.closing) return Promise.reject(new Error('The batch scheduler is closed'));
+    const { signal } = options;
+    if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<O>((resolve, reject) => {
       let prepared: P;
       try {
@@ -129,15 +145,22 @@ export class BatchScheduler<I, P, O> {
         reject(err);
         return;
       }
+      const onAbort = (): void => {
+        const at = this.pending.indexOf(entry);
+        if (at < 0) return; // running: its batch finishes
+        this.pending.splice(at, 1);
+        reject(signal?.reason);
+      };
       const entry: Entry<P, O> = {
         prepared,
         key: this.opts.groupKey?.(prepared) ?? '',
         priority: options.priority ?? 0,
         cost: Math.max(1, this.opts.cost(prepared)),
         enqueuedAt: performance.now(),
-        resolve,
-        reject,
+        resolve: (value) => (signal?.removeEventListener('abort', onAbort), resolve(value)),
+        reject: (reason) => (signal?.removeEventListener('abort', onAbort), reject(reason)),
       };
+      signal?.addEventListener('abort', onAbort, { once: true });
       // Pending stays in (priority, arrival) order: pending[0] is the oldest most urgent input.
       const after = this.pending.findLastIndex((e) => e.priority <= entry.priority);
       this.pending.splice(after + 1, 0, entry);
@@ -171,6 +194,18 @@ export class BatchScheduler<I, P, O> {
       for (const wake of this.idleWaiters.splice(0)) wake();
       return;
     }
+    // Pending is in priority order: background inputs only wait while urgent work runs elsewhere.
+    const shared = this.opts.urgentWork;
+    if (shared?.busy && (this.pending[0]?.priority ?? 0) > 0 && !this.closing) {
+      if (!this.waitingForUrgent) {
+        this.waitingForUrgent = true;
+        shared.whenIdle(() => {
+          this.waitingForUrgent = false;
+          this.pump();
+        });
+      }
+      return;
+    }
     const waited = performance.now() - (this.pending[0]?.enqueuedAt ?? 0);
     // An urgent input with less urgent ones pending needn't wait for company: they fill its batch.
     const urgent = (this.pending[0]?.priority ?? 0) < (this.pending.at(-1)?.priority ?? 0);
@@ -188,16 +223,20 @@ export class BatchScheduler<I, P, O> {
     const taken = new Set(batch);
     this.pending = this.pending.filter((e) => !taken.has(e));
     this.running = true;
+    const holdsUrgent = batch.some((e) => e.priority <= 0);
+    if (holdsUrgent) this.opts.urgentWork?.begin();
     void this.execute(batch).then(
       (settle) => {
         // Start the next batch before the callers' continuations run (their jobs complete,
         // new ones are fetched), so that work overlaps the session instead of delaying it.
         this.running = false;
+        if (holdsUrgent) this.opts.urgentWork?.end();
         this.pump();
         settle();
       },
       () => {
         this.running = false;
+        if (holdsUrgent) this.opts.urgentWork?.end();
         this.pump();
       },
     );

@@ -28,6 +28,7 @@ import { checkBatchInput, drain, lineError, readBatchLines } from '../batch-line
 import type { IdempotentCreate } from '../plugins/idempotency.js';
 import { describeValidation, httpError } from '../errors.js';
 import { checkWebhookUrl } from '../webhook-url.js';
+import { checkBeamBudget } from './jobs.js';
 
 const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(
@@ -131,6 +132,7 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (!isTask(task)) throw httpError('INFERQ_ERR_UNKNOWN_TASK', task.slice(0, 100), TASKS.join(', '));
     const problems = checkParameters(task, settings.parameters);
     if (problems.length > 0) throw httpError('INFERQ_ERR_VALIDATION', problems.join('; '));
+    checkBeamBudget(settings.parameters, app.config.MAX_BEAM_TOKENS);
     const model = await app.models.resolve(task, settings.model);
     const windowSeconds = parseCompletionWindow(settings.completionWindow);
     if (windowSeconds === undefined) throw httpError('INFERQ_ERR_COMPLETION_WINDOW', settings.completionWindow.slice(0, 40));

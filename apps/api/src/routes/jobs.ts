@@ -70,9 +70,20 @@ export function checkTaskParameters(task: TaskName, parameters: Record<string, u
   }
 }
 
+/**
+ * `num_beams x max_new_tokens` against the server's cap, when the request names both (the
+ * worker checks what the model's defaults fill in): beam search costs every beam's tokens.
+ */
+export function checkBeamBudget(parameters: Record<string, unknown>, maxBeamTokens: number): void {
+  const beams = parameters.num_beams;
+  const newTokens = parameters.max_new_tokens;
+  if (typeof beams !== 'number' || typeof newTokens !== 'number') return;
+  if (beams * newTokens > maxBeamTokens) throw httpError('INFERQ_ERR_BEAMS_TOO_COSTLY', beams * newTokens, maxBeamTokens);
+}
+
 /** `POST /v1/jobs` and `GET /v1/jobs/:id` (with `?wait=N` long-polling). */
 export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { JOB_RETENTION_SECONDS, MAX_WAIT_SECONDS, BODY_LIMIT_BYTES, MAX_NEW_TOKENS } = app.config;
+  const { JOB_RETENTION_SECONDS, MAX_WAIT_SECONDS, BODY_LIMIT_BYTES, MAX_NEW_TOKENS, MAX_BEAM_TOKENS } = app.config;
   const jobOptions = inferenceJobOptions({ retentionSeconds: JOB_RETENTION_SECONDS });
 
   async function readView(modelId: string, id: string): Promise<JobView> {
@@ -130,6 +141,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       if (!isTask(task)) throw httpError('INFERQ_ERR_UNKNOWN_TASK', task.slice(0, 100), TASKS.join(', '));
       checkInput(task, input);
       checkTaskParameters(task, parameters ?? {}, MAX_NEW_TOKENS);
+      checkBeamBudget(parameters ?? {}, MAX_BEAM_TOKENS);
       if (stream && task !== 'generation' && task !== 'summarization') {
         throw httpError('INFERQ_ERR_VALIDATION', `stream is for generation and summarization, not "${task}"`);
       }

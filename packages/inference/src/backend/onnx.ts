@@ -72,7 +72,16 @@ export function availableDevices(): Device[] {
     .filter((name) => known.includes(name));
 }
 
-/** The session options for a device, the same on the caller's thread and on a session thread. */
+/**
+ * The session options for a device, the same on the caller's thread and on a session thread.
+ * onnxruntime's pool threads spin (busy-wait) between ops by default. A worker runs several
+ * sessions at once (each model and task, plus the thread that serves them), and spinning
+ * threads took the cores from the others and from the worker's event loop. Bench scenario 9
+ * on 2 shared cores, three paired runs: single jobs' p95 during a 50-label zero-shot job
+ * on another session 134 / 1,636 / 191 ms without spinning, 432 / 2,403 / 2,628 ms with it.
+ * One session alone was no faster with it here (bench llama, 8 rows: 526-712 tokens/s
+ * without, 153-315 with). So the threads sleep when idle.
+ */
 function ortOptions(device: Device, intraOpThreads: number): ort.InferenceSession.SessionOptions {
   return {
     executionProviders: device === 'cpu' ? ['cpu'] : [device],
@@ -80,6 +89,7 @@ function ortOptions(device: Device, intraOpThreads: number): ort.InferenceSessio
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
   };
 }
 

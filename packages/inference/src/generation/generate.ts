@@ -29,6 +29,8 @@ export interface GenerateRow {
   context: readonly number[];
   /** Called with each new piece of final text. */
   onText?: (delta: string) => void;
+  /** Stops the request at the next step (its job's time limit), with what it has so far. */
+  signal?: AbortSignal;
 }
 
 /** What one request generated. */
@@ -136,6 +138,13 @@ export async function generate(model: StepModel, rows: readonly GenerateRow[], d
         if (delta) a.row.onText(delta);
       }
     });
+    // A request given up (its job timed out) leaves the batch now, so the others don't wait on it.
+    for (const p of proposals) {
+      if (!done.has(p.a) && p.a.row.signal?.aborted) {
+        finish(p.a, p.a.generated, 'length');
+        done.add(p.a);
+      }
+    }
     // 3. The rows still going form the next step's batch.
     const going = proposals.filter((p) => !done.has(p.a));
     if (going.length === 0) break;

@@ -38,6 +38,8 @@ export interface SummarizationPrepared {
   /** The merged, checked generation settings. */
   readonly config: GenerationConfig;
   readonly onToken?: (textDelta: string) => void;
+  /** Stops this request's generation at the next step (its job's time limit); set by the caller after `prepare`. */
+  readonly signal?: AbortSignal;
 }
 
 function num(config: ModelConfig, key: string): number | undefined {
@@ -129,7 +131,7 @@ export class SummarizationPipeline {
               options.onToken?.(i, delta);
             }
           : undefined;
-      return { config: p.config, context: [this.decoderStartTokenId], ...(onText ? { onText } : {}) };
+      return { config: p.config, context: [this.decoderStartTokenId], ...(onText ? { onText } : {}), ...(p.signal ? { signal: p.signal } : {}) };
     });
     const sequences = await generate(model, rows, (ids) => this.tokenizer.decode([...ids]));
     return sequences.map((s, i) => ({

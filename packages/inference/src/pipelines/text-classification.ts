@@ -20,7 +20,7 @@ export interface ClassifyOptions {
 
 /**
  * Sequence classification on an `*ForSequenceClassification` export: tokenize, pad, run,
- * softmax (or sigmoid for `multi_label_classification`), labels from `id2label`.
+ * scores as Python's pipeline makes them ({@link scoreFunction}), labels from `id2label`.
  */
 export class TextClassificationPipeline {
   readonly labels: string[];
@@ -67,10 +67,10 @@ export class TextClassificationPipeline {
     if (numLabels !== this.labels.length) {
       throw new Error(`logits has ${numLabels} columns but id2label has ${this.labels.length} labels`);
     }
-    const multiLabel = this.config.problem_type === 'multi_label_classification';
+    const scoreOf = scoreFunction(this.config.problem_type, numLabels);
     return rows.map((_, b) => {
       const row = logits.data.subarray(b * numLabels, (b + 1) * numLabels);
-      const scores = multiLabel ? sigmoid(row) : softmax(row);
+      const scores = scoreOf(row);
       return this.labels
         .map((label, i) => ({ label, score: scores[i] ?? 0 }))
         .sort((x, y) => y.score - x.score);
@@ -86,6 +86,17 @@ export class TextClassificationPipeline {
   async release(): Promise<void> {
     await this.session.release();
   }
+}
+
+/**
+ * How logits become scores, as Python's text-classification pipeline decides: the raw value
+ * for `problem_type: "regression"`; a sigmoid for `multi_label_classification` or a single
+ * logit (cross-encoders, rerankers: logit -3.2 scores 0.039); else a softmax over the labels.
+ */
+export function scoreFunction(problemType: unknown, numLabels: number): (logits: ArrayLike<number>) => number[] {
+  if (problemType === 'regression') return (logits) => Array.from(logits);
+  if (problemType === 'multi_label_classification' || numLabels === 1) return sigmoid;
+  return softmax;
 }
 
 export function topK(scores: LabelScore[], k?: number): LabelScore[] {

@@ -22,6 +22,7 @@ import { CausalLmBatch } from '../models/causal-lm-batch.js';
 import { pastShapes, type PastShape } from '../models/past-shapes.js';
 import { TextTokenizer } from '../text-tokenizer.js';
 import type { GeneratedText, GenerationRunOptions } from './generated-text.js';
+import { checkPromptTokens } from './input-limits.js';
 import type { PipelineLoadOptions } from './text-classification.js';
 
 /** One text-generation request. */
@@ -32,6 +33,8 @@ export interface TextGenerationRequest extends GenerationOptions {
   returnFullText?: boolean;
   /** Called with each new piece of generated text (never part of a stop string), for streaming. */
   onToken?: (textDelta: string) => void;
+  /** Most prompt tokens: a longer prompt throws {@link PromptTooLongError}, having cost only that many tokens. @defaultValue no limit */
+  maxPromptTokens?: number;
 }
 
 /** A validated, tokenized request, ready to share a batch. */
@@ -44,6 +47,8 @@ export interface TextGenerationPrepared {
   readonly config: GenerationConfig;
   readonly returnFullText: boolean;
   readonly onToken?: (textDelta: string) => void;
+  /** Stops this request's generation at the next step (its job's time limit); set by the caller after `prepare`. */
+  readonly signal?: AbortSignal;
 }
 
 function num(config: ModelConfig, key: string): number | undefined {
@@ -90,7 +95,7 @@ export class TextGenerationPipeline {
 
   /** Validates and tokenizes one request. Throws an Error with a clear message on bad input. */
   prepare(request: TextGenerationRequest): TextGenerationPrepared {
-    const { input, returnFullText = false, onToken, ...options } = request;
+    const { input, returnFullText = false, onToken, maxPromptTokens, ...options } = request;
     let promptText: string;
     let addSpecialTokens: boolean;
     if (typeof input === 'string') {
@@ -109,6 +114,7 @@ export class TextGenerationPipeline {
       promptText = renderChat(template, input, { addGenerationPrompt: true, specialTokens });
       addSpecialTokens = false;
     }
+    if (maxPromptTokens !== undefined) checkPromptTokens(this.tokenizer, promptText, addSpecialTokens, maxPromptTokens);
     const promptIds = this.tokenizer.encodeWith(promptText, { addSpecialTokens, maxLength: Number.MAX_SAFE_INTEGER }).ids;
     if (promptIds.length === 0) throw new Error('The prompt has no tokens');
     const config = resolveGenerationConfig(
@@ -146,7 +152,7 @@ export class TextGenerationPipeline {
               options.onToken?.(i, delta);
             }
           : undefined;
-      return { config: p.config, context: p.promptIds, ...(onText ? { onText } : {}) };
+      return { config: p.config, context: p.promptIds, ...(onText ? { onText } : {}), ...(p.signal ? { signal: p.signal } : {}) };
     });
     const sequences = await generate(model, rows, (ids) => this.tokenizer.decode([...ids]));
     return sequences.map((s, i) => {

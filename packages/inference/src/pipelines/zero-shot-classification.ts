@@ -68,15 +68,30 @@ export type ZeroShotOptions = Pick<ZeroShotRequest, 'hypothesisTemplate' | 'mult
 
 const DEFAULT_TEMPLATE = 'This example is {}.';
 
-/** Label ids of entailment and contradiction (`not_entailment` for 2-label NLI models); undefined when missing. */
+/**
+ * Label ids of entailment and contradiction as Python's zero-shot pipeline finds them: the
+ * entailment label is the first of `label2id` (or `id2label`) whose name starts with
+ * "entail" (`entailment`, `ENTAILMENT`, `entails`); the contradiction logit is the last
+ * label's when entailment is label 0, else label 0's (whatever either is called).
+ * Undefined when no label starts with "entail".
+ */
 export function nliLabelIds(config: ModelConfig): { entailment: number; contradiction: number } | undefined {
-  const byName = new Map(Object.entries(config.label2id ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
-  if (byName.size === 0) {
-    for (const [id, label] of Object.entries(config.id2label ?? {})) byName.set(label.toLowerCase(), Number(id));
-  }
-  const entailment = byName.get('entailment');
-  const contradiction = byName.get('contradiction') ?? byName.get('not_entailment');
-  return entailment === undefined || contradiction === undefined ? undefined : { entailment, contradiction };
+  const numLabels = Object.keys(config.id2label ?? config.label2id ?? {}).length;
+  const byName: [string, number][] =
+    config.label2id && Object.keys(config.label2id).length > 0
+      ? Object.entries(config.label2id)
+      : Object.entries(config.id2label ?? {}).map(([id, label]) => [label, Number(id)]);
+  const entailment = byName.find(([label]) => label.toLowerCase().startsWith('entail'))?.[1];
+  if (entailment === undefined || numLabels < 2) return undefined;
+  return { entailment, contradiction: entailment === 0 ? numLabels - 1 : 0 };
+}
+
+/**
+ * A label in its hypothesis, as Python's `str.format` puts it: the label's text as it is
+ * (`US$$` stays `US$$`; a string replacement would read `$$` as a pattern).
+ */
+export function fillHypothesis(template: string, label: string): string {
+  return template.replace('{}', () => label);
 }
 
 export class ZeroShotClassificationPipeline {
@@ -90,7 +105,7 @@ export class ZeroShotClassificationPipeline {
     readonly maxPairsPerRun: number,
   ) {
     const ids = nliLabelIds(config);
-    if (!ids) throw new Error('config.json needs "entailment" and "contradiction" (or "not_entailment") labels for zero-shot classification');
+    if (!ids) throw new Error('config.json needs an "entailment" label (a label starting with "entail") and another for zero-shot classification');
     this.entailmentId = ids.entailment;
     this.contradictionId = ids.contradiction;
   }
@@ -112,7 +127,12 @@ export class ZeroShotClassificationPipeline {
    * hypothesis stays whole.
    */
   encodePair(premise: string, hypothesis: string): Encoded {
-    return this.tokenizer.encodeWith(premise, { pair: hypothesis, truncation: 'only_first' });
+    return this.encodePairs(premise, [hypothesis])[0] as Encoded;
+  }
+
+  /** {@link encodePair} for several hypotheses of one premise; the premise is tokenized once. */
+  encodePairs(premise: string, hypotheses: readonly string[]): Encoded[] {
+    return this.tokenizer.encodePairs(premise, hypotheses, { truncation: 'only_first' });
   }
 
   /** Validates and tokenizes one request. Throws an Error with a clear message on bad input. */
@@ -133,7 +153,7 @@ export class ZeroShotClassificationPipeline {
       throw new Error('hypothesisTemplate must contain "{}", where the label goes');
     }
     if (typeof multiLabel !== 'boolean') throw new Error('multiLabel must be a boolean');
-    const pairs = candidateLabels.map((label) => this.encodePair(text, hypothesisTemplate.replace('{}', label)));
+    const pairs = this.encodePairs(text, candidateLabels.map((label) => fillHypothesis(hypothesisTemplate, label)));
     return { text, labels: [...candidateLabels], softmaxEach: multiLabel || candidateLabels.length === 1, pairs };
   }
 
