@@ -1,10 +1,11 @@
 # One image for the API and the worker; docker-compose.yml picks the command.
-# GPU hosts: build with --build-arg ORT_INSTALL=cuda12 to fetch onnxruntime's CUDA provider.
+# GPU hosts: build with --build-arg ORT_INSTALL=cuda12 to fetch onnxruntime's CUDA provider
+# (the root postinstall, scripts/onnxruntime-install.mjs, runs its installer only then).
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 ARG ORT_INSTALL=skip
 ENV ONNXRUNTIME_NODE_INSTALL=${ORT_INSTALL}
-COPY package.json package-lock.json .npmrc turbo.json tsconfig.json tsconfig.base.json ./
+COPY package.json package-lock.json turbo.json tsconfig.json tsconfig.base.json ./
 COPY apps ./apps
 COPY packages ./packages
 COPY test/package.json ./test/package.json

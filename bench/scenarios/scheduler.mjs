@@ -79,7 +79,7 @@ export async function createServiceStacks({ root, modelsDir, modelId, texts, war
     st.prefix = uniquePrefix('sched');
     const common = { REDIS_URL, QUEUE_PREFIX: st.prefix, MODELS_DIR: modelsDir };
     st.api = await startApi(root, { ...common, DEFAULT_MODEL_CLASSIFICATION: modelId });
-    st.worker = await startWorker(root, { ...common, WORKER_MODELS: modelId, THREADS: String(threads), BUILD_TINY_MODELS: 'false', ...st.setting.env });
+    st.worker = await startWorker(root, { ...common, WORKER_MODELS: modelId, THREADS: String(threads), ...st.setting.env });
   }
 
   async function stop(st) {

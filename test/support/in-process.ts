@@ -41,7 +41,6 @@ export async function startStack(name: string, workerEnv: Record<string, string>
     QUEUE_PREFIX: prefix,
     MODELS_DIR: modelsDir,
     WORKER_MODELS: MODEL,
-    BUILD_TINY_MODELS: 'false',
     MAX_DELAY_MS: '1',
     METRICS_PORT: '0',
     ...workerEnv,

@@ -33,6 +33,7 @@ import { metricsPlugin } from './plugins/metrics.js';
 import { webSecurityPlugin } from './plugins/web-security.js';
 import { adminKeyRoutes } from './routes/admin-keys.js';
 import { deletionRoutes } from './routes/deletion.js';
+import { adminWorkerRoutes } from './routes/admin-workers.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -92,7 +93,7 @@ export const app = fp<AppOptions>(
           { name: 'tickets', description: 'Support ticket triage: issue and summary' },
           { name: 'models', description: 'Models in the models folder' },
           { name: 'health', description: 'Liveness and readiness' },
-          { name: 'admin', description: 'Tenant keys (the admin key only)' },
+          { name: 'admin', description: 'Tenant keys (the admin key only), live workers' },
         ],
         components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A tenant key (the admin key for /v1/admin)' } } },
         security: [{ bearer: [] }],
@@ -137,6 +138,7 @@ export const app = fp<AppOptions>(
     await fastify.register(batchRoutes);
     await fastify.register(adminKeyRoutes);
     await fastify.register(deletionRoutes);
+    await fastify.register(adminWorkerRoutes);
   },
   { name: 'inferq-api' },
 );

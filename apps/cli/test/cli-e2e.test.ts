@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { deleteKeysWithPrefix } from '@inferq/queue';
+import { ensureModel } from '@inferq/tiny-models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, startApi, startWorker, type Service } from './helpers.js';
 
@@ -18,8 +19,10 @@ let worker: Service;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'inferq-cli-e2e-'));
   const env = { REDIS_URL, QUEUE_PREFIX: prefix, MODELS_DIR: join(dir, 'models') };
-  // The worker builds the starter models into MODELS_DIR before it reports ready.
-  worker = await startWorker({ ...env, WORKER_MODELS: 'inferq/starter-sentiment,inferq/starter-tickets,inferq/tiny-nli,inferq/tiny-bart' });
+  // The worker loads what MODELS_DIR holds; the test builds the models, as `npm start` does.
+  const models = ['inferq/starter-sentiment', 'inferq/starter-tickets', 'inferq/tiny-nli', 'inferq/tiny-bart'];
+  for (const id of models) await ensureModel(env.MODELS_DIR, id);
+  worker = await startWorker({ ...env, WORKER_MODELS: models.join(',') });
   api = await startApi({ ...env, DEFAULT_MODEL_CLASSIFICATION: 'inferq/starter-sentiment' });
 });
 

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import closeWithGrace from 'close-with-grace';
-import { ensureModel, DEFAULT_MODELS } from '@inferq/tiny-models';
 import { createRedis, startHeartbeat } from '@inferq/queue';
 import { loadWorkerConfig } from './config.js';
 import { createLogger } from './logger.js';
@@ -77,9 +76,6 @@ closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS + 15_000, logger }, async ({ si
 // and not served; the others are. Only a worker with no model at all stops.
 for (const modelId of config.models) {
   try {
-    if (config.BUILD_TINY_MODELS && modelId in DEFAULT_MODELS) {
-      await ensureModel(config.MODELS_DIR, modelId);
-    }
     workers.push(await ModelWorker.start(modelId, config, metrics, logger, outbox));
   } catch (err) {
     logger.error({ err, model: modelId }, `model ${modelId} could not be loaded; this worker does not serve it`);
@@ -111,12 +107,13 @@ if (config.WEBHOOK_SECRET) {
 } else {
   logger.warn('WEBHOOK_SECRET is not set: this worker sends no webhooks (deliveries wait in the queue for a worker that has it)');
 }
-stopHeartbeat = startHeartbeat(heartbeatRedis, config.QUEUE_PREFIX, {
+const workerInfo = {
   id: workerId,
   models: workers.map((w) => w.modelId),
   devices: Object.fromEntries(workers.map((w) => [w.modelId, w.runner.device])),
   hostname: hostname(),
   pid: process.pid,
   started_at: new Date().toISOString(),
-});
+};
+stopHeartbeat = startHeartbeat(heartbeatRedis, config.QUEUE_PREFIX, () => ({ ...workerInfo, batches: metrics.recent.summary(workerInfo.models) }));
 logger.info({ models: workers.map((w) => w.modelId), metricsPort: portOf(metricsServer), device: config.DEVICE }, 'worker ready');

@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { RecentBatches } from './recent-batches.js';
 
 /** The worker's Prometheus metrics. Labels: `model`, and `device` where it matters. */
 export class WorkerMetrics {
@@ -38,6 +39,9 @@ export class WorkerMetrics {
     labelNames: ['model', 'device', 'requested'] as const,
     registers: [this.registry],
   });
+
+  /** The last minute of batches per model, for the heartbeat (`GET /v1/admin/workers`). */
+  readonly recent = new RecentBatches();
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'inferq_worker_' });

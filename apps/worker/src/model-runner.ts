@@ -179,6 +179,7 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
         metrics.batchSize.observe({ model: modelId }, stats.size);
         metrics.batchSeconds.observe({ model: modelId }, stats.durationMs / 1000);
         metrics.paddingRatio.observe({ model: modelId }, stats.paddedTokens / Math.max(1, stats.realTokens));
+        metrics.recent.record(modelId, stats);
         log.debug({ task, ...stats }, 'batch');
       },
     });

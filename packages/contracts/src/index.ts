@@ -9,3 +9,4 @@ export * from './task-parameters.js';
 export * from './tickets.js';
 export * from './api-keys.js';
 export * from './bounded-validator.js';
+export * from './workers.js';

@@ -1,3 +1,4 @@
+import type { RecentBatchStats } from '@inferq/contracts';
 import type { RedisClient } from './connection.js';
 
 /** What a worker process says about itself in its heartbeat. */
@@ -10,6 +11,10 @@ export interface WorkerInfo {
   hostname: string;
   pid: number;
   started_at: string;
+  /** Recent batch stats per model, as of this beat. */
+  batches?: Record<string, RecentBatchStats>;
+  /** When this beat was sent (ISO 8601). */
+  heartbeat_at?: string;
 }
 
 /** The heartbeats: a sorted set of worker ids scored by when each beat expires (milliseconds). */
@@ -35,14 +40,22 @@ return #dead`;
  * Each worker keeps its id in one sorted set, `<prefix>:workers`, scored by when its beat
  * expires, and its info in the hash `<prefix>:workers:info`: two keys of one hash tag, so
  * reading them sees every worker even on Redis Cluster (a `SCAN` there sees one node). A worker
- * that dies drops out when its score passes. Returns a stop function that removes it at once.
+ * that dies drops out when its score passes. `info` may be a function: it is read at each beat
+ * (recent batch stats change). Returns a stop function that removes it at once.
  */
-export function startHeartbeat(redis: RedisClient, prefix: string, info: WorkerInfo, everyMs = 5000): () => Promise<void> {
+export function startHeartbeat(
+  redis: RedisClient,
+  prefix: string,
+  info: WorkerInfo | (() => WorkerInfo),
+  everyMs = 5000,
+): () => Promise<void> {
   const ttlMs = everyMs * 3;
-  const json = JSON.stringify(info);
+  const read = typeof info === 'function' ? info : () => info;
+  const id = read().id;
   const beat = () => {
     const now = Date.now();
-    return redis.eval(BEAT, 2, workersKey(prefix), workersInfoKey(prefix), now, now + ttlMs, ttlMs, info.id, json).catch(() => undefined);
+    const json = JSON.stringify({ ...read(), heartbeat_at: new Date(now).toISOString() });
+    return redis.eval(BEAT, 2, workersKey(prefix), workersInfoKey(prefix), now, now + ttlMs, ttlMs, id, json).catch(() => undefined);
   };
   void beat();
   const timer = setInterval(beat, everyMs);
@@ -51,8 +64,8 @@ export function startHeartbeat(redis: RedisClient, prefix: string, info: WorkerI
     clearInterval(timer);
     await redis
       .multi()
-      .zrem(workersKey(prefix), info.id)
-      .hdel(workersInfoKey(prefix), info.id)
+      .zrem(workersKey(prefix), id)
+      .hdel(workersInfoKey(prefix), id)
       .exec()
       .catch(() => undefined);
   };

@@ -14,8 +14,12 @@ export interface AuthOptions {
   jobOwnerTtlSeconds: number;
 }
 
-/** Who may call a route: anyone (health, docs), the admin key (key management), or a tenant key (the rest). */
-export type RouteAccess = 'public' | 'admin' | 'tenant';
+/**
+ * Who may call a route: anyone (health, docs), the admin key (key management), the admin key
+ * when keys are on and anyone on an API without keys (`operator`: views for operators, such as
+ * the live workers), or a tenant key (the rest).
+ */
+export type RouteAccess = 'public' | 'admin' | 'operator' | 'tenant';
 
 /** A kind's not-found answer, so an id that is not the caller's reads exactly as an unknown id. */
 const NOT_FOUND: Partial<Record<OwnedKind, [ErrorCode, number]>> = {
@@ -133,8 +137,8 @@ export const authPlugin = fp<AuthOptions>(
         throw httpError('INFERQ_ERR_UNAUTHORIZED', bearer.problem);
       }
       const isAdmin = secretsEqual(bearer.key, mode.adminKey);
-      if (access === 'admin') {
-        if (!isAdmin) throw httpError('INFERQ_ERR_FORBIDDEN', 'Key management needs the admin key (ADMIN_API_KEY)');
+      if (access === 'admin' || access === 'operator') {
+        if (!isAdmin) throw httpError('INFERQ_ERR_FORBIDDEN', `${access === 'admin' ? 'Key management' : 'This operator route'} needs the admin key (ADMIN_API_KEY)`);
         request.apiKeyId = 'admin';
         return;
       }
