@@ -24,6 +24,10 @@ import { jobRoutes } from './routes/jobs.js';
 import { ticketRoutes } from './routes/tickets.js';
 import { jobEventRoutes } from './routes/job-events.js';
 import { modelRoutes } from './routes/models.js';
+import { queueInventoryPlugin } from './plugins/queue-inventory.js';
+import { metricsPlugin } from './plugins/metrics.js';
+import { queueDashboardPlugin } from './plugins/queue-dashboard.js';
+import { adminKeyGuard } from './admin-guard.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -99,6 +103,10 @@ export const app = fp<AppOptions>(
         generation: config.DEFAULT_MODEL_GENERATION,
       },
     });
+
+    await fastify.register(queueInventoryPlugin, { prefix: config.QUEUE_PREFIX, cacheTtlMs: config.QUEUE_STATS_CACHE_MS });
+    await fastify.register(metricsPlugin);
+    await fastify.register(queueDashboardPlugin, { guard: config.ADMIN_API_KEY ? adminKeyGuard(config.ADMIN_API_KEY) : undefined });
 
     await fastify.register(healthRoutes);
     await fastify.register(modelRoutes);

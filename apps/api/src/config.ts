@@ -69,6 +69,13 @@ function configSchema(cwd: string) {
     BATCH_STAGING_TTL_MS: Type.Integer({ minimum: 100, default: 3_600_000 }),
     /** How long a batch and its results stay readable after it ends, in seconds. */
     BATCH_RETENTION_SECONDS: Type.Integer({ minimum: 1, default: 7 * 86_400 }),
+    /**
+     * The admin key: set, the queue dashboard (`/admin/queues`) needs it (`Authorization: Bearer <key>`,
+     * or a browser's Basic prompt with the key as password). At least 32 characters.
+     */
+    ADMIN_API_KEY: Type.String({ default: '', pattern: '^(?:|[\\x21-\\x7E]{32,512})$' }),
+    /** How long queue depths and ages read for `/metrics` and the queue list of the dashboard are reused, in milliseconds. */
+    QUEUE_STATS_CACHE_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 2000 }),
     /** Accept webhook URLs on loopback, private and link-local addresses (tests, receivers on the same host). */
     WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false }),
   });

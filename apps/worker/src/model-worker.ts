@@ -46,6 +46,7 @@ export class ModelWorker {
       const { task, input, parameters } = job.data;
       const key = String(job.id);
       inFlight.set(key, { job, token });
+      metrics.observeWait(job, modelId, 0);
       try {
         // A streamed job's text goes out as progress events as it is generated (SSE reads them).
         const onToken = job.data.stream ? (delta: string) => void job.updateProgress({ delta }).catch(() => {}) : undefined;

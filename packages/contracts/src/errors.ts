@@ -28,6 +28,7 @@ export const ERRORS = {
   INFERQ_ERR_BATCH_EXPIRED: { status: 410, message: 'The batch\'s completion window ended before this input ran' },
   INFERQ_ERR_NOT_FOUND: { status: 404, message: 'Route %s %s not found' },
   INFERQ_ERR_RATE_LIMITED: { status: 429, message: 'Too many requests' },
+  INFERQ_ERR_UNAUTHORIZED: { status: 401, message: 'Missing or invalid API key: %s' },
   INFERQ_ERR_TOO_MANY_STREAMS: { status: 429, message: 'This client already holds %d event streams; the limit is %d' },
   INFERQ_ERR_TOO_MANY_WAITS: { status: 429, message: 'This client already holds %d long-polls; the limit is %d' },
   INFERQ_ERR_QUEUE_UNAVAILABLE: { status: 503, message: 'The queue (Redis) is unavailable; retry later' },
