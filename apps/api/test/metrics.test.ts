@@ -59,9 +59,12 @@ describe('GET /metrics on the API', () => {
     const text = await scrape();
     const single = 'model--acme--sentiment';
     // Three jobs posted above wait: no worker runs in this test.
-    expect(sample(text, 'inferq_queue_jobs', { queue: single, state: 'waiting' })).toBe(3);
+    expect(sample(text, 'inferq_queue_jobs', { queue: single, model: SENTIMENT, state: 'waiting' })).toBe(3);
     expect(sample(text, 'inferq_queue_jobs', { queue: single, state: 'active' })).toBe(0);
-    expect(sample(text, 'inferq_queue_jobs', { queue: 'bulk--acme--sentiment', state: 'waiting' })).toBe(1);
+    expect(sample(text, 'inferq_queue_jobs', { queue: 'bulk--acme--sentiment', model: SENTIMENT, state: 'waiting' })).toBe(1);
+    // The shared queues carry no model label (an empty label is no label to Prometheus); a
+    // batch parent waits for its chunks (BullMQ waiting-children), not in line.
+    expect(text).toMatch(/^inferq_queue_jobs\{queue="batches",model="",state="waiting"\} 0$/m);
     // Every inferq queue is listed, used or not.
     for (const queue of ['batches', 'tickets', 'webhooks', 'maintenance', 'model--acme--gpt', 'bulk--acme--gpt']) {
       expect(sample(text, 'inferq_queue_jobs', { queue, state: 'waiting' }), queue).toBeDefined();

@@ -53,14 +53,14 @@ export class ApiMetrics {
   });
   readonly queueJobs = new Gauge({
     name: 'inferq_queue_jobs',
-    help: 'Jobs in each queue by state (waiting, active, delayed, failed), read at scrape time (cached briefly)',
-    labelNames: ['queue', 'state'] as const,
+    help: 'Jobs in each queue by state (waiting, active, delayed, failed), read at scrape time (cached briefly); model is set on a model\'s single and bulk queues',
+    labelNames: ['queue', 'model', 'state'] as const,
     registers: [this.registry],
   });
   readonly oldestWaiting = new Gauge({
     name: 'inferq_queue_oldest_waiting_age_seconds',
     help: 'Age of the job next in line in each queue (0 when none waits): the autoscaling signal',
-    labelNames: ['queue'] as const,
+    labelNames: ['queue', 'model'] as const,
     registers: [this.registry],
   });
   readonly queueReadFailures = new Counter({
@@ -194,9 +194,9 @@ export const metricsPlugin = fp<MetricsOptions>(
         app.log.warn({ err }, 'metrics: cannot read the queues');
         return;
       }
-      for (const { name, depth, oldestWaitingSeconds } of snapshot) {
-        for (const state of STATES) metrics.queueJobs.set({ queue: name, state }, depth[state]);
-        metrics.oldestWaiting.set({ queue: name }, oldestWaitingSeconds);
+      for (const { name, model, depth, oldestWaitingSeconds } of snapshot) {
+        for (const state of STATES) metrics.queueJobs.set({ queue: name, model, state }, depth[state]);
+        metrics.oldestWaiting.set({ queue: name, model }, oldestWaitingSeconds);
       }
     }
 

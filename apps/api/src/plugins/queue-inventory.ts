@@ -27,6 +27,8 @@ export interface QueueDepth {
 
 export interface QueueSnapshot {
   name: string;
+  /** The model of a model's single or bulk queue (`org/name`); empty for the shared queues. */
+  model: string;
   depth: QueueDepth;
   /** Age of the job next in line (the oldest waiting one), in seconds; 0 when none waits. */
   oldestWaitingSeconds: number;
@@ -56,6 +58,12 @@ declare module 'fastify' {
   interface FastifyInstance {
     queueInventory: QueueInventory;
   }
+}
+
+/** `model--org--name` and `bulk--org--name` belong to `org/name` (model ids never hold `--`). */
+export function modelOfQueue(name: string): string {
+  const parts = name.split('--');
+  return parts.length === 3 && (parts[0] === 'model' || parts[0] === 'bulk') ? `${parts[1]}/${parts[2]}` : '';
 }
 
 interface Cached<T> {
@@ -130,7 +138,7 @@ export const queueInventoryPlugin = fp<QueueInventoryOptions>(
             delayed: counts.delayed ?? 0,
             failed: counts.failed ?? 0,
           };
-          return { name, depth, oldestWaitingSeconds };
+          return { name, model: modelOfQueue(name), depth, oldestWaitingSeconds };
         }),
       );
     }
