@@ -63,8 +63,9 @@ describe('/admin/queues in headless Chromium', () => {
     expect(status).toBe(202);
     await waitForBatch(api.url, json.id, (v) => v.status === 'completed');
     const bulk = bulkQueueNameForModel(TINY_CLASSIFIER_ID);
-    const chunksInRedis = await new Queue(bulk, { connection: redis, prefix }).getJobCounts('completed');
-    expect(chunksInRedis.completed).toBe(N / CHUNK);
+    const bulkQueue = new Queue(bulk, { connection: redis, prefix });
+    expect((await bulkQueue.getJobCounts('completed')).completed).toBe(N / CHUNK);
+    await bulkQueue.close();
 
     // The browser's own prompt for credentials, answered with the key as password.
     const context = await browser.newContext({ httpCredentials: { username: 'operator', password: ADMIN_KEY } });
