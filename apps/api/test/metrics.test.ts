@@ -83,6 +83,21 @@ describe('GET /metrics on the API', () => {
     expect(sample(text, 'inferq_api_process_resident_memory_bytes')).toBeGreaterThan(0);
   });
 
+  it('shows a blocked event loop: a 300 ms synchronous stretch is a delay of at least 0.25 s', async () => {
+    const windowsBefore = sample(await scrape(), 'inferq_api_event_loop_windows_total') ?? NaN;
+    const until = Date.now() + 300;
+    while (Date.now() < until) {
+      // Hold the loop, as a huge synchronous request would.
+    }
+    // The delay is recorded once the loop runs again, in the window then open: wait for it to close.
+    let text = await scrape();
+    while ((sample(text, 'inferq_api_event_loop_windows_total') ?? 0) < windowsBefore + 2) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      text = await scrape();
+    }
+    expect(sample(text, 'inferq_api_event_loop_delay_max_seconds')).toBeGreaterThanOrEqual(0.25);
+  }, 30_000);
+
   it('shares one read of the queues between scrapes within the cache period', async () => {
     const cached = await createTestEnv({ QUEUE_STATS_CACHE_MS: '60000' });
     try {

@@ -46,6 +46,11 @@ export const queueDashboardPlugin = fp<QueueDashboardOptions>(
     // apply to the dashboard's routes only.
     await app.register(
       async (scope) => {
+        // The dashboard has its own guard: API-wide key checks (a tenant key on every route)
+        // are told to leave its routes alone, the way they leave /healthz alone.
+        scope.addHook('onRoute', (route) => {
+          route.config = { ...route.config, access: 'public' } as typeof route.config;
+        });
         if (guard) scope.addHook('onRequest', guard);
         scope.addHook('preHandler', async (request) => {
           // The page itself needs no list; its JSON API (`/api/queues`) does.
