@@ -64,6 +64,16 @@ describe('Prometheus on deploy/prometheus.yml, scraping a real API and worker', 
     const bad = await fetch(`${api.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"task":"classification","input":""}' });
     expect(bad.status).toBe(400);
 
+    // One single job for the served model, answered before the batch.
+    const single = await fetch(`${api.url}/v1/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ task: 'classification', model: TINY_CLASSIFIER_ID, input: 'served at once' }),
+    });
+    const { id } = (await single.json()) as { id: string };
+    const answered = (await (await fetch(`${api.url}/v1/jobs/${id}?wait=30`)).json()) as { status: string };
+    expect(answered.status).toBe('succeeded');
+
     const { status, json } = await uploadBatch(api.url, ndjsonOf(reviewTexts(N)), `task=classification&model=${TINY_CLASSIFIER_ID}`);
     expect(status).toBe(202);
     const done = await waitForBatch(api.url, json.id, (v) => v.status === 'completed');
@@ -72,9 +82,9 @@ describe('Prometheus on deploy/prometheus.yml, scraping a real API and worker', 
     expect(one(await prometheus.queryUntil('up{job="inferq-api"}', (s) => s.length === 1))).toBe(1);
     expect(one(await prometheus.queryUntil('up{job="inferq-worker"}', (s) => s.length === 1))).toBe(1);
 
-    // Every input ran in batches of 1 to 8 (MAX_BATCH_SIZE): the median batch size says so.
-    const runs = await prometheus.queryUntil(`sum(inferq_batch_size_sum{model="${TINY_CLASSIFIER_ID}"})`, (s) => s[0]?.value === N);
-    expect(one(runs)).toBe(N);
+    // Every input (the batch's and the single job) ran in batches of 1 to 8 (MAX_BATCH_SIZE): the median batch size says so.
+    const runs = await prometheus.queryUntil(`sum(inferq_batch_size_sum{model="${TINY_CLASSIFIER_ID}"})`, (s) => s[0]?.value === N + 1);
+    expect(one(runs)).toBe(N + 1);
     const median = one(await prometheus.query(`histogram_quantile(0.5, sum by (le) (inferq_batch_size_bucket{model="${TINY_CLASSIFIER_ID}"}))`));
     expect(Number.isFinite(median)).toBe(true);
     expect(median).toBeGreaterThanOrEqual(1);
@@ -95,7 +105,9 @@ describe('Prometheus on deploy/prometheus.yml, scraping a real API and worker', 
     expect(await settles(`inferq_api_batch_inputs_accepted_total{model="${TINY_CLASSIFIER_ID}",task="classification"}`, N)).toBe(N);
     expect(await settles(`inferq_api_jobs_accepted_total{model="${UNSERVED}"}`, 3)).toBe(3);
     expect(await settles('inferq_api_rejections_total{code="INFERQ_ERR_EMPTY_INPUT"}', 1)).toBe(1);
+    // How long jobs waited to start, by priority: the chunks (1) and the single job (0).
     expect(await settles(`inferq_job_wait_seconds_count{model="${TINY_CLASSIFIER_ID}",priority="1"}`, N / 50)).toBe(N / 50);
+    expect(await settles(`inferq_job_wait_seconds_count{model="${TINY_CLASSIFIER_ID}",priority="0"}`, 1)).toBe(1);
   });
 
   it('deploy/alerts.yml is loaded and its no-worker alert catches the unserved model on real series', async () => {

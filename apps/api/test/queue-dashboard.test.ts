@@ -1,3 +1,4 @@
+import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ErrorBody } from '@inferq/contracts';
 import { createTestEnv, SENTIMENT, type TestEnv } from './helpers.js';
@@ -27,6 +28,19 @@ describe('/admin/queues without ADMIN_API_KEY', () => {
     }
     expect(byName.get('model--acme--sentiment')?.counts.waiting).toBe(1);
     expect(byName.get('batches')?.readOnlyMode).toBe(true);
+    expect(byName.has('clusters')).toBe(false);
+  });
+
+  it('lists the clusters queue once it exists', async () => {
+    const clusters = new Queue('clusters', { connection: env.app.queues.redis, prefix: env.config.QUEUE_PREFIX });
+    try {
+      await clusters.add('run', {});
+      const api = await env.app.inject({ url: '/admin/queues/api/queues' });
+      const { queues } = api.json() as { queues: { name: string; counts: Record<string, number> }[] };
+      expect(queues.find((q) => q.name === 'clusters')?.counts.waiting).toBe(1);
+    } finally {
+      await clusters.close();
+    }
   });
 });
 
