@@ -24,6 +24,8 @@ let api: { proc: ServiceProcess; url: string };
 let worker: { proc: ServiceProcess; metricsPort: number };
 let browser: Browser;
 const redis = new Redis(REDIS_URL);
+/** A tenant's key, made by the first test: it runs batches but does not open the dashboard. */
+let tenantKey = '';
 
 beforeAll(async () => {
   const executablePath = requireBinary('chromium', 'chromium');
@@ -59,9 +61,18 @@ async function cardCount(page: Page, queue: string): Promise<number> {
 
 describe('/admin/queues in headless Chromium', () => {
   it('after a batch ran, lists inferq queues with their counts, given the admin key', async () => {
-    const { status, json } = await uploadBatch(api.url, ndjsonOf(reviewTexts(N)), `task=classification&model=${TINY_CLASSIFIER_ID}`);
+    // Keys are on: a tenant's key runs the batch.
+    const created = await fetch(`${api.url}/v1/admin/keys`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ tenant: 'desk' }),
+    });
+    expect(created.status).toBe(201);
+    tenantKey = ((await created.json()) as { key: string }).key;
+    const asTenant = { authorization: `Bearer ${tenantKey}` };
+    const { status, json } = await uploadBatch(api.url, ndjsonOf(reviewTexts(N)), `task=classification&model=${TINY_CLASSIFIER_ID}`, asTenant);
     expect(status).toBe(202);
-    await waitForBatch(api.url, json.id, (v) => v.status === 'completed');
+    await waitForBatch(api.url, json.id, (v) => v.status === 'completed', asTenant);
     const bulk = bulkQueueNameForModel(TINY_CLASSIFIER_ID);
     const bulkQueue = new Queue(bulk, { connection: redis, prefix });
     expect((await bulkQueue.getJobCounts('completed')).completed).toBe(N / CHUNK);
@@ -95,8 +106,14 @@ describe('/admin/queues in headless Chromium', () => {
 
   it('is refused without the admin key, or with a wrong one', async () => {
     const url = `${api.url}/admin/queues`;
-    // No key, a wrong password at the browser's credentials prompt, a wrong Bearer token.
-    const attempts = [{}, { httpCredentials: { username: 'operator', password: `${ADMIN_KEY}-not` } }, { extraHTTPHeaders: { authorization: `Bearer ${ADMIN_KEY}-not` } }];
+    // No key, a wrong password at the browser's credentials prompt, a wrong Bearer token, a tenant's key.
+    expect(tenantKey).not.toBe('');
+    const attempts = [
+      {},
+      { httpCredentials: { username: 'operator', password: `${ADMIN_KEY}-not` } },
+      { extraHTTPHeaders: { authorization: `Bearer ${ADMIN_KEY}-not` } },
+      { extraHTTPHeaders: { authorization: `Bearer ${tenantKey}` } },
+    ];
     for (const options of attempts) {
       const context = await browser.newContext(options);
       const page = await context.newPage();

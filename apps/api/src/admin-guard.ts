@@ -1,12 +1,6 @@
-import { timingSafeEqual, createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
+import { secretsEqual } from '@inferq/queue';
 import { httpError } from './errors.js';
-
-/** Constant-time comparison of two secrets of any length (hashed first, so lengths leak nothing). */
-function secretsEqual(a: string, b: string): boolean {
-  const digest = (s: string) => createHash('sha256').update(s).digest();
-  return timingSafeEqual(digest(a), digest(b));
-}
 
 /**
  * The key a request presents: `Authorization: Bearer <key>` (scripts, the API's other admin

@@ -9,10 +9,11 @@ import Fastify, {
 import fp from 'fastify-plugin';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { boundedValidatorCompiler } from './validator-compiler.js';
 import type { LoggerOptions } from 'pino';
 import type { ApiConfig } from './config.js';
-import { errorHandlers, frameworkErrors } from './errors.js';
+import { clientErrorHandler, errorHandlers, frameworkErrors } from './errors.js';
 import { loggerOptions } from './logger.js';
 import { modelCatalogPlugin } from './plugins/model-catalog.js';
 import { queuesPlugin } from './plugins/queues.js';
@@ -24,8 +25,15 @@ import { jobRoutes } from './routes/jobs.js';
 import { ticketRoutes } from './routes/tickets.js';
 import { jobEventRoutes } from './routes/job-events.js';
 import { modelRoutes } from './routes/models.js';
-import { queueInventoryPlugin } from './plugins/queue-inventory.js';
+import { authMode } from './auth-mode.js';
+import { authPlugin } from './plugins/auth.js';
+import { idempotencyPlugin } from './plugins/idempotency.js';
+import { quotasPlugin } from './plugins/quotas.js';
 import { metricsPlugin } from './plugins/metrics.js';
+import { webSecurityPlugin } from './plugins/web-security.js';
+import { adminKeyRoutes } from './routes/admin-keys.js';
+import { deletionRoutes } from './routes/deletion.js';
+import { queueInventoryPlugin } from './plugins/queue-inventory.js';
 import { queueDashboardPlugin } from './plugins/queue-dashboard.js';
 import { adminKeyGuard } from './admin-guard.js';
 
@@ -53,7 +61,7 @@ const { version } = JSON.parse(readFileSync(new URL('../package.json', import.me
 /**
  * The whole API as one plugin: error handlers, external plugins (OpenAPI, docs UI), app
  * plugins (queues, model catalog), then routes. Requests are validated with TypeBox's
- * compiler: bodies are never coerced (`input: 5` is a 400), query strings and params are.
+ * compiler (errors in linear time, see `validator-compiler.ts`): bodies are never coerced (`input: 5` is a 400), query strings and params are.
  */
 export const app = fp<AppOptions>(
   async (fastify, { config }) => {
@@ -67,11 +75,12 @@ export const app = fp<AppOptions>(
     fastify.addHook('onSend', async (_request, reply) => {
       if (closing) reply.header('connection', 'close');
     });
-    fastify.setValidatorCompiler(TypeBoxValidatorCompiler);
+    fastify.setValidatorCompiler(boundedValidatorCompiler);
     // JSON only: without fastify's text/plain parser, any other body is a 415, not a confusing 400.
     fastify.removeContentTypeParser('text/plain');
     await fastify.register(errorHandlers);
 
+    await fastify.register(webSecurityPlugin, { corsOrigins: config.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean) });
     await fastify.register(swagger, {
       openapi: {
         openapi: '3.1.0',
@@ -86,14 +95,32 @@ export const app = fp<AppOptions>(
           { name: 'tickets', description: 'Support ticket triage: issue and summary' },
           { name: 'models', description: 'Models in the models folder' },
           { name: 'health', description: 'Liveness and readiness' },
+          { name: 'admin', description: 'Tenant keys (the admin key only)' },
         ],
+        components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A tenant key (the admin key for /v1/admin)' } } },
+        security: [{ bearer: [] }],
       },
     });
-    await fastify.register(swaggerUi, { routePrefix: '/docs' });
+    await fastify.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
 
     await fastify.register(queuesPlugin, { redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
     await fastify.register(clientLimitsPlugin, { maxStreams: config.MAX_STREAMS_PER_CLIENT, maxWaits: config.MAX_WAITS_PER_CLIENT });
-    await fastify.register(batchesPlugin, { prefix: config.QUEUE_PREFIX, retentionSeconds: config.BATCH_RETENTION_SECONDS });
+    await fastify.register(authPlugin, { mode: authMode(config), prefix: config.QUEUE_PREFIX, jobOwnerTtlSeconds: config.JOB_RETENTION_SECONDS + 86_400 });
+    await fastify.register(idempotencyPlugin, { prefix: config.QUEUE_PREFIX });
+    await fastify.register(quotasPlugin, {
+      prefix: config.QUEUE_PREFIX,
+      // A rate per key: without keys (loopback, AUTH=off) there is no one to count against.
+      rateLimitMax: authMode(config).kind === 'keys' ? config.RATE_LIMIT_MAX : 0,
+      rateLimitWindowMs: config.RATE_LIMIT_WINDOW_MS,
+      tenantMaxQueuedInputs: config.TENANT_MAX_QUEUED_INPUTS,
+      tenantMaxActiveBatches: config.TENANT_MAX_ACTIVE_BATCHES,
+      modelMaxWaitingJobs: config.MODEL_MAX_WAITING_JOBS,
+    });
+    await fastify.register(batchesPlugin, {
+      prefix: config.QUEUE_PREFIX,
+      retentionSeconds: config.BATCH_RETENTION_SECONDS,
+      stagingGraceMs: config.BATCH_STAGING_GRACE_SECONDS * 1000,
+    });
     await fastify.register(modelCatalogPlugin, {
       modelsDir: config.MODELS_DIR,
       defaults: {
@@ -114,6 +141,8 @@ export const app = fp<AppOptions>(
     await fastify.register(ticketRoutes);
     await fastify.register(jobEventRoutes);
     await fastify.register(batchRoutes);
+    await fastify.register(adminKeyRoutes);
+    await fastify.register(deletionRoutes);
   },
   { name: 'inferq-api' },
 );
@@ -129,6 +158,7 @@ export async function buildApp(config: ApiConfig, options: BuildAppOptions = {})
     logger: options.logger ?? loggerOptions(config),
     bodyLimit: config.BODY_LIMIT_BYTES,
     frameworkErrors,
+    clientErrorHandler,
   }).withTypeProvider<TypeBoxTypeProvider>();
   await fastify.register(app, { config });
   return fastify;

@@ -14,8 +14,15 @@ function configSchema(cwd: string) {
   return Type.Object({
     /** TCP port to listen on. */
     PORT: Type.Integer({ minimum: 0, maximum: 65_535, default: 8080 }),
-    /** Address to bind. */
-    HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
+    /** Address to bind. Loopback by default: without `ADMIN_API_KEY` the API serves only there (or with `AUTH=off`). */
+    HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+    /**
+     * The admin key: manages tenant keys (`/v1/admin/keys`) and opens the queue dashboard (`/admin/queues`). Set, every
+     * other route needs a tenant key. At least 32 characters.
+     */
+    ADMIN_API_KEY: Type.String({ default: '', pattern: '^(?:|[\\x21-\\x7E]{32,512})$' }),
+    /** `off`: without `ADMIN_API_KEY`, serve without keys on any address (a trusted network); logged as a warning at start. */
+    AUTH: Type.Enum(['on', 'off'], { default: 'on' }),
     /** Redis holding the queues; `redis-cluster://host:port,host:port` for a Redis Cluster. */
     REDIS_URL: Type.String({ pattern: '^rediss?(-cluster)?://', default: 'redis://127.0.0.1:6379' }),
     /** BullMQ key prefix; wrap it in braces (`{inferq}`) for Redis Cluster. */
@@ -67,13 +74,22 @@ function configSchema(cwd: string) {
      * touched three times per period while the upload goes on, so only an abandoned staging expires.
      */
     BATCH_STAGING_TTL_MS: Type.Integer({ minimum: 100, default: 3_600_000 }),
+    /** An upload that stages nothing for this long is taken as abandoned (its API process died) and its staging deleted, in seconds. */
+    BATCH_STAGING_GRACE_SECONDS: Type.Number({ minimum: 1, default: 300 }),
     /** How long a batch and its results stay readable after it ends, in seconds. */
     BATCH_RETENTION_SECONDS: Type.Integer({ minimum: 1, default: 7 * 86_400 }),
-    /**
-     * The admin key: set, the queue dashboard (`/admin/queues`) needs it (`Authorization: Bearer <key>`,
-     * or a browser's Basic prompt with the key as password). At least 32 characters.
-     */
-    ADMIN_API_KEY: Type.String({ default: '', pattern: '^(?:|[\\x21-\\x7E]{32,512})$' }),
+    /** Requests per key in each `RATE_LIMIT_WINDOW_MS`, counted in Redis across API processes (with keys on only); 0: no limit. */
+    RATE_LIMIT_MAX: Type.Integer({ minimum: 0, default: 1200 }),
+    /** The rate limit's window, in milliseconds. */
+    RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
+    /** Most inputs a tenant may have queued and not yet run (single jobs and batch inputs); 0: no cap. */
+    TENANT_MAX_QUEUED_INPUTS: Type.Integer({ minimum: 0, default: 250_000 }),
+    /** Most batches a tenant may have in progress; 0: no cap. */
+    TENANT_MAX_ACTIVE_BATCHES: Type.Integer({ minimum: 0, default: 20 }),
+    /** Most single jobs waiting in one model's queue, for all tenants (as TEI's max concurrent requests); 0: no cap. */
+    MODEL_MAX_WAITING_JOBS: Type.Integer({ minimum: 0, default: 50_000 }),
+    /** Browser origins allowed by CORS, comma-separated (`https://app.example.com`); empty: CORS off. */
+    CORS_ORIGINS: Type.String({ default: '' }),
     /** How long queue depths and ages read for `/metrics` and the queue list of the dashboard are reused, in milliseconds. */
     QUEUE_STATS_CACHE_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 2000 }),
     /** Accept webhook URLs on loopback, private and link-local addresses (tests, receivers on the same host). */

@@ -1,6 +1,6 @@
 import createError, { type FastifyErrorConstructor } from '@fastify/error';
 import fp from 'fastify-plugin';
-import type { FastifyReply, FastifyRequest, FastifySchemaValidationError } from 'fastify';
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest, FastifySchemaValidationError } from 'fastify';
 import { ERRORS, ERROR_CODES, isErrorCode, type ErrorBody, type ErrorCode } from '@inferq/contracts';
 
 type ErrorStatus<C extends ErrorCode> = (typeof ERRORS)[C]['status'];
@@ -137,6 +137,9 @@ function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply)
   } else {
     request.log.info({ code: body.error.code, reason: body.error.message }, 'request rejected');
   }
+  // A quota's 429 says when to come back (the rate limit sets its own Retry-After).
+  const retryAfter = (error as { retryAfter?: unknown } | undefined)?.retryAfter;
+  if (typeof retryAfter === 'number' && statusCode === 429) reply.header('retry-after', String(Math.ceil(retryAfter)));
   return reply.code(statusCode).type('application/json; charset=utf-8').send(body);
 }
 
@@ -145,6 +148,9 @@ function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply)
  * get the same body as the rest.
  */
 export function frameworkErrors(error: Error, request: FastifyRequest, reply: FastifyReply): void {
+  // Refused before routing, the request's body is never read: close the connection, or its
+  // bytes would be parsed as the next request on this keep-alive socket (found by the fuzz test).
+  reply.header('connection', 'close');
   sendError(error, request, reply);
 }
 
@@ -159,3 +165,24 @@ export const errorHandlers = fp(
   },
   { name: 'inferq-errors' },
 );
+
+/**
+ * For fastify's `clientErrorHandler`: a request Node's HTTP parser refuses (malformed framing,
+ * headers too large) gets the same `{error: {code, message}}` body as every other 4xx.
+ */
+export function clientErrorHandler(this: { log: FastifyBaseLogger }, error: Error & { code?: string }, socket: import('node:net').Socket): void {
+  // As Node's own handler: an answer already under way on this socket (a request refused before
+  // its body was read, whose rest now fails to parse) must not get a second one appended.
+  const answering = (socket as { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  if (error.code === 'ECONNRESET' || !socket.writable || answering?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  this.log.info({ code: error.code, reason: error.message }, 'malformed HTTP request');
+  const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+  const body = JSON.stringify({
+    error: { code: 'INFERQ_ERR_VALIDATION', message: tooLarge ? 'Invalid request: the headers are too large' : 'Invalid request: malformed HTTP request' },
+  });
+  const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+}

@@ -1,6 +1,7 @@
 import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.js';
 import { loadConfig, type ApiConfig } from './config.js';
+import { authMode } from './auth-mode.js';
 
 /** The API's only entry point: listen, and close gracefully on SIGINT/SIGTERM. */
 let config: ApiConfig;
@@ -8,6 +9,12 @@ try {
   config = loadConfig();
 } catch (err) {
   console.error(`inferq api: bad configuration: ${(err as Error).message}`);
+  process.exit(1);
+}
+try {
+  authMode(config);
+} catch (err) {
+  console.error(`inferq api: ${(err as Error).message}`);
   process.exit(1);
 }
 

@@ -40,7 +40,7 @@ describe('OpenAPI', () => {
 
     const create = doc.paths['/v1/jobs']?.post;
     expect(create?.requestBody).toBeDefined();
-    expect(Object.keys(create?.responses ?? {}).sort()).toEqual(['202', '400', '404', '413', '415', '500', '503']);
+    expect(Object.keys(create?.responses ?? {}).sort()).toEqual(['202', '400', '404', '413', '415', '422', '429', '500', '503']);
     const read = doc.paths['/v1/jobs/{id}']?.get;
     expect(Object.keys(read?.responses ?? {})).toEqual(expect.arrayContaining(['200', '404']));
     expect(doc.paths['/v1/models']?.get).toBeDefined();

@@ -32,6 +32,8 @@ const HINTS: Record<string, string> = {
   INFERQ_ERR_PAYLOAD_TOO_LARGE: 'Split the input file into smaller ones and submit each.',
   INFERQ_ERR_BATCH_TOO_MANY_INPUTS: 'Split the input file into smaller ones and submit each.',
   INFERQ_ERR_RATE_LIMITED: 'Wait a little and retry.',
+  INFERQ_ERR_UNAUTHORIZED: 'Set INFERQ_API_KEY to a tenant key (an admin makes one with `inferq keys create <tenant>`); for `inferq keys`, set INFERQ_ADMIN_KEY.',
+  INFERQ_ERR_FORBIDDEN: '`inferq keys` needs INFERQ_ADMIN_KEY (the API\'s ADMIN_API_KEY); every other command needs a tenant key in INFERQ_API_KEY.',
 };
 
 export interface ApiRequest {
@@ -51,8 +53,12 @@ export class ApiClient {
 
   /**
    * @param baseUrl - the API's address, e.g. `http://127.0.0.1:8080`; a path prefix is kept.
+   * @param apiKey - sent as `Authorization: Bearer <key>` when given.
    */
-  constructor(baseUrl: string) {
+  constructor(
+    baseUrl: string,
+    private readonly apiKey?: string,
+  ) {
     let url: URL;
     try {
       url = new URL(baseUrl);
@@ -74,6 +80,7 @@ export class ApiClient {
   /** Sends a request; resolves with a 2xx response, throws {@link ApiError} or an unreachable {@link CliError}. */
   async request(method: string, path: string, request: ApiRequest = {}): Promise<Response> {
     const headers: Record<string, string> = { accept: 'application/json', ...request.headers };
+    if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
     let body: RequestInit['body'];
     if (request.json !== undefined) {
       headers['content-type'] = 'application/json';

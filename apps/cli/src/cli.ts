@@ -8,6 +8,7 @@ import { DEFAULT_API_URL } from './api-client.js';
 import { cancel, results, status, submit } from './commands/batches.js';
 import { classify, triage } from './commands/jobs.js';
 import { listModels, pull } from './commands/models.js';
+import { createKey, listKeys, revokeKey } from './commands/keys.js';
 import { CommandContext, type CliIo } from './context.js';
 import { CliError, ExitCode } from './errors.js';
 
@@ -40,6 +41,8 @@ Exit codes:
 
 Environment:
   INFERQ_API_URL   the API (default ${DEFAULT_API_URL}); --api wins
+  INFERQ_API_KEY   tenant key, sent as Authorization: Bearer (APIs with ADMIN_API_KEY set)
+  INFERQ_ADMIN_KEY the API's admin key, for \`inferq keys\`
   MODELS_DIR       where \`models pull\` puts models (default ./models)
   HF_ENDPOINT      the Hugging Face Hub or a mirror (default https://huggingface.co)
   HF_TOKEN         Hugging Face access token, for private and gated models`;
@@ -154,6 +157,24 @@ export function buildProgram(io: CliIo, run: (action: () => Promise<number>) => 
     .action(async (id: string, opts: { modelsDir?: string; revision: string; variant?: string; force: boolean }, command: Command) =>
       run(() => pull(context(command), id, opts)),
     );
+
+  const keys = program.command('keys').description('Tenant API keys (needs INFERQ_ADMIN_KEY, the API\'s ADMIN_API_KEY)');
+  keys
+    .command('create')
+    .description('Create a key for a tenant; prints the key, shown only this once')
+    .argument('<tenant>', 'tenant name: letters, digits, _ . -')
+    .option('--json', 'print as JSON', false)
+    .action(async (tenant: string, opts: { json: boolean }, command: Command) => run(() => createKey(context(command), tenant, opts)));
+  keys
+    .command('list')
+    .description('List keys: ids and tenants, never the keys')
+    .option('--json', 'print as JSON', false)
+    .action(async (opts: { json: boolean }, command: Command) => run(() => listKeys(context(command), opts)));
+  keys
+    .command('revoke')
+    .description('Revoke a key at once')
+    .argument('<id>', 'the key\'s id (key_...)')
+    .action(async (id: string, _opts: unknown, command: Command) => run(() => revokeKey(context(command), id)));
 
   return program;
 }

@@ -15,6 +15,7 @@ export interface CliIo {
 /** A command's view of the invocation: its streams and the API it talks to. */
 export class CommandContext {
   private client: ApiClient | undefined;
+  private adminClient: ApiClient | undefined;
 
   constructor(
     readonly io: CliIo,
@@ -22,10 +23,20 @@ export class CommandContext {
     private readonly apiOption: string | undefined,
   ) {}
 
-  /** The API client (`--api`, else `INFERQ_API_URL`, else the default). */
+  /** The API client (`--api`, else `INFERQ_API_URL`, else the default), with the tenant key `INFERQ_API_KEY`. */
   get api(): ApiClient {
-    this.client ??= new ApiClient(this.apiOption ?? (this.io.env.INFERQ_API_URL || DEFAULT_API_URL));
+    this.client ??= new ApiClient(this.baseUrl, this.io.env.INFERQ_API_KEY || undefined);
     return this.client;
+  }
+
+  /** A client of the same API with the admin key `INFERQ_ADMIN_KEY` (for `inferq keys`). */
+  get adminApi(): ApiClient {
+    this.adminClient ??= new ApiClient(this.baseUrl, this.io.env.INFERQ_ADMIN_KEY || undefined);
+    return this.adminClient;
+  }
+
+  private get baseUrl(): string {
+    return this.apiOption ?? (this.io.env.INFERQ_API_URL || DEFAULT_API_URL);
   }
 
   out(line = ''): void {

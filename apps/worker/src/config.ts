@@ -44,6 +44,10 @@ const Schema = Type.Object({
     minimum: 0,
     description: 'Wait before retrying a model task that failed to load, doubled on each failure up to 60 s (milliseconds)',
   }),
+  FAULT_CRASH_ON_INPUT: Type.String({
+    default: '',
+    description: 'Fault injection for tests, never for production: the process kills itself (SIGKILL, as a crashing session would) when a single job\'s input contains this text',
+  }),
   BUILD_TINY_MODELS: Type.Boolean({ default: true, description: 'Build a missing inferq/tiny-* model instead of failing' }),
   METRICS_PORT: Type.Integer({ default: 9464, minimum: 0, maximum: 65535, description: 'Port of /metrics (Prometheus); 0 picks a free one' }),
   METRICS_HOST: Type.String({ default: '127.0.0.1', description: 'Address /metrics listens on' }),

@@ -44,6 +44,7 @@ export class ModelWorker {
     const inFlight = new Map<string, { job: Job<InferenceJobData, InferenceJobResult>; token: string | undefined }>();
     const processor = async (job: Job<InferenceJobData, InferenceJobResult>, token?: string): Promise<InferenceJobResult> => {
       const { task, input, parameters } = job.data;
+      if (config.FAULT_CRASH_ON_INPUT && JSON.stringify(input).includes(config.FAULT_CRASH_ON_INPUT)) process.kill(process.pid, 'SIGKILL');
       const key = String(job.id);
       inFlight.set(key, { job, token });
       metrics.observeWait(job, modelId, 0);

@@ -27,8 +27,15 @@ export const ERRORS = {
   INFERQ_ERR_BATCH_CANCELLED: { status: 409, message: 'The batch was cancelled before this input ran' },
   INFERQ_ERR_BATCH_EXPIRED: { status: 410, message: 'The batch\'s completion window ended before this input ran' },
   INFERQ_ERR_NOT_FOUND: { status: 404, message: 'Route %s %s not found' },
-  INFERQ_ERR_RATE_LIMITED: { status: 429, message: 'Too many requests' },
+  INFERQ_ERR_RATE_LIMITED: { status: 429, message: 'Too many requests: at most %d per %s for this key; retry after %d seconds' },
   INFERQ_ERR_UNAUTHORIZED: { status: 401, message: 'Missing or invalid API key: %s' },
+  INFERQ_ERR_FORBIDDEN: { status: 403, message: '%s' },
+  INFERQ_ERR_KEY_NOT_FOUND: { status: 404, message: 'No API key with id "%s"' },
+  INFERQ_ERR_IDEMPOTENCY_MISMATCH: { status: 422, message: 'Idempotency-Key "%s" was used with a different request in the last 24 hours; use a new key' },
+  INFERQ_ERR_DELETE_RUNNING: { status: 409, message: '%s "%s" is running; delete it once it has ended' },
+  INFERQ_ERR_QUOTA_QUEUED_INPUTS: { status: 429, message: 'This tenant has %d inputs queued; the cap is %d. Retry once some have run' },
+  INFERQ_ERR_QUOTA_BATCHES: { status: 429, message: 'This tenant has %d batches in progress; the cap is %d. Retry once one has ended' },
+  INFERQ_ERR_MODEL_BUSY: { status: 429, message: 'Model "%s" has %d jobs waiting; the cap is %d. Retry shortly' },
   INFERQ_ERR_TOO_MANY_STREAMS: { status: 429, message: 'This client already holds %d event streams; the limit is %d' },
   INFERQ_ERR_TOO_MANY_WAITS: { status: 429, message: 'This client already holds %d long-polls; the limit is %d' },
   INFERQ_ERR_QUEUE_UNAVAILABLE: { status: 503, message: 'The queue (Redis) is unavailable; retry later' },
@@ -36,6 +43,10 @@ export const ERRORS = {
   INFERQ_ERR_INFERENCE_FAILED: { status: 500, message: 'Inference failed: %s' },
   INFERQ_ERR_MODEL_NOT_LOADED: { status: 500, message: 'The worker could not load model "%s"' },
   INFERQ_ERR_JOB_TIMEOUT: { status: 500, message: 'The job did not finish in time' },
+  INFERQ_ERR_WORKER_CRASHED: {
+    status: 500,
+    message: 'The worker running this job stopped (crashed or was killed) more times than the stalled-job limit allows; it is not run again, in case this input is what crashes it',
+  },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -68,6 +79,8 @@ export function encodeJobError(code: ErrorCode, message: string): string {
 }
 
 export function decodeJobError(reason: string | undefined): ErrorDetail {
+  // BullMQ's own words when a job's worker died on it more often than maxStalledCount allows.
+  if (reason === 'job stalled more than allowable limit') return { code: 'INFERQ_ERR_WORKER_CRASHED', message: ERRORS.INFERQ_ERR_WORKER_CRASHED.message };
   const match = /^(INFERQ_ERR_[A-Z_]+): ([\s\S]*)$/.exec(reason ?? '');
   if (match?.[1] && isErrorCode(match[1])) return { code: match[1], message: match[2] ?? '' };
   return { code: 'INFERQ_ERR_INFERENCE_FAILED', message: reason || 'The job failed' };

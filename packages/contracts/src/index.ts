@@ -7,3 +7,5 @@ export * from './batches.js';
 export * from './webhooks.js';
 export * from './task-parameters.js';
 export * from './tickets.js';
+export * from './api-keys.js';
+export * from './bounded-validator.js';

@@ -1,6 +1,6 @@
 import Type, { type Static, type TSchema } from 'typebox';
-import { Compile } from 'typebox/compile';
 import type { TaskName } from './tasks.js';
+import { compileBounded, type BoundedValidator } from './bounded-validator.js';
 
 /**
  * The `parameters` each task takes, in the names people know from the Hugging Face
@@ -85,9 +85,9 @@ export const PARAMETER_SCHEMAS: Record<TaskName, TSchema> = {
 /** Which tasks take chat messages as `input` (the others take a string). */
 export const CHAT_TASKS: readonly TaskName[] = ['generation'];
 
-const compiled = Object.fromEntries(Object.entries(PARAMETER_SCHEMAS).map(([task, schema]) => [task, Compile(schema)])) as Record<
+const compiled = Object.fromEntries(Object.entries(PARAMETER_SCHEMAS).map(([task, schema]) => [task, compileBounded(schema)])) as Record<
   TaskName,
-  ReturnType<typeof Compile>
+  BoundedValidator
 >;
 
 /**

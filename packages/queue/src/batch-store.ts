@@ -22,6 +22,7 @@ import {
  * | `P:batch-index` | sorted set | batch ids scored by creation time, for listing |
  * | `P:batch-stage:<sid>:<c>` | string | chunk `c`'s inputs, NDJSON `{custom_id, input}` lines, from upload until the chunk ends |
  * | `P:batch-stage:<sid>:ids` | hash | custom_id → line, while an upload is parsed (duplicate check) |
+ * | `P:batch-staging` | hash | stage → `<deadline ms> <chunks>` of each upload being staged (for the reaper) |
  *
  * Every key of a batch expires at its `keep_until` (created: `expires_at` + retention; once
  * final: the end + retention); a staging not yet a batch expires `ttlMs` after it was last
@@ -115,18 +116,21 @@ redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[1])
 return 0`,
   },
   /**
-   * KEYS: batch hash, index. ARGV: keep-until ms, created ms, id, field, value, ... → 1 created, 0 exists.
-   * The index lives as long as its longest-kept batch (an index from before it had a TTL keeps none).
+   * KEYS: batch hash, index, staging registry. ARGV: keep-until ms, created ms, id, stage, field,
+   * value, ... → 1 created, 0 exists. Creating takes the stage out of the registry in the same
+   * step, so the reaper never deletes the inputs of a batch. The index lives as long as its
+   * longest-kept batch (an index from before it had a TTL keeps none).
    */
   inferqBatchCreate: {
-    keys: 2,
+    keys: 3,
     lua: `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 local ttl = redis.call('PTTL', KEYS[2])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 if ttl == -2 or (ttl >= 0 and tonumber(ARGV[2]) + ttl < tonumber(ARGV[1])) then redis.call('PEXPIREAT', KEYS[2], ARGV[1]) end
+redis.call('HDEL', KEYS[3], ARGV[4])
 return 1`,
   },
   /** KEYS: index. ARGV: until ms, now ms. Extends the index's expiry to `until` when it has one that ends sooner. */
@@ -136,6 +140,25 @@ return 1`,
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl >= 0 and tonumber(ARGV[2]) + ttl < tonumber(ARGV[1]) then redis.call('PEXPIREAT', KEYS[1], ARGV[1]) end
 return ttl`,
+  },
+  /** KEYS: staging registry. ARGV: stage, deadline ms, chunks, first (1|0) → 1, or 0 when the stage was reaped. */
+  inferqStageBeat: {
+    keys: 1,
+    lua: `
+if ARGV[4] ~= '1' and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3])
+return 1`,
+  },
+  /** KEYS: staging registry. ARGV: stage, now ms → its chunk count once taken out (past its deadline), else -1. */
+  inferqStageReap: {
+    keys: 1,
+    lua: `
+local entry = redis.call('HGET', KEYS[1], ARGV[1])
+if not entry then return -1 end
+local deadline, chunks = string.match(entry, '^(%d+) (%d+)$')
+if deadline and tonumber(deadline) >= tonumber(ARGV[2]) then return -1 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+return tonumber(chunks or '0')`,
   },
   /** KEYS: batch hash. ARGV: to, timestamp field, now ms, from1, from2... → the status after (false: no batch). */
   inferqBatchTransition: {
@@ -191,9 +214,14 @@ export class StagingLostError extends Error {
  * connection: the API's producer connection or a worker's.
  */
 export class BatchStore {
+  /**
+   * @param stagingGraceMs - how long an upload may go without staging a chunk before the reaper
+   *   takes its staging as abandoned, in milliseconds. @defaultValue 300000
+   */
   constructor(
     readonly redis: RedisClient,
     readonly prefix: string,
+    readonly stagingGraceMs = 300_000,
   ) {
     for (const [name, { keys, lua }] of Object.entries(SCRIPTS)) {
       if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: keys, lua });
@@ -263,9 +291,40 @@ export class BatchStore {
     return longest;
   }
 
-  /** Starts staging the inputs of a new batch, `chunkSize` per chunk. */
-  stager(chunkSize: number, ttlMs = 3_600_000): BatchStager {
-    return new BatchStager(this, chunkSize, ttlMs);
+  /** The uploads being staged: stage → `<deadline ms> <chunks>`, renewed as each chunk is staged. */
+  stagingKey(): string {
+    return `${this.prefix}:batch-staging`;
+  }
+
+  /**
+   * Starts staging the inputs of a new batch, `chunkSize` per chunk. The upload renews its
+   * entry in the staging registry at least every `graceMs / 3`; one not renewed for `graceMs`
+   * (its API process died) is deleted by {@link reapStaging}.
+   */
+  stager(chunkSize: number, ttlMs = 3_600_000, graceMs = this.stagingGraceMs): BatchStager {
+    return new BatchStager(this, chunkSize, ttlMs, graceMs);
+  }
+
+  /** @internal used by {@link BatchStager}: renews a stage's deadline; false when it was reaped meanwhile. */
+  async beatStage(stage: string, chunks: number, graceMs: number, first: boolean): Promise<boolean> {
+    return Number(await this.script('inferqStageBeat')(this.stagingKey(), stage, Date.now() + graceMs, chunks, first ? 1 : 0)) === 1;
+  }
+
+  /**
+   * Deletes the stagings whose upload stopped renewing them (an API process killed mid-upload):
+   * their chunks and duplicate-check hash. Resolves with the stages deleted. Any API process runs it.
+   */
+  async reapStaging(now = Date.now()): Promise<string[]> {
+    const entries = await this.redis.hgetall(this.stagingKey());
+    const reaped: string[] = [];
+    for (const [stage, entry] of Object.entries(entries)) {
+      if (Number(entry.split(' ')[0]) >= now) continue;
+      const chunks = Number(await this.script('inferqStageReap')(this.stagingKey(), stage, now));
+      if (chunks < 0) continue;
+      await this.discardStage(stage, chunks);
+      reaped.push(stage);
+    }
+    return reaped;
   }
 
   /** @internal used by {@link BatchStager} */
@@ -307,6 +366,7 @@ export class BatchStore {
   async discardStage(stage: string, chunks: number): Promise<void> {
     const keys = [this.stageIdsKey(stage), ...Array.from({ length: chunks }, (_, c) => this.stageKey(stage, c))];
     for (let i = 0; i < keys.length; i += PIPELINE_CHUNK) await this.redis.del(...keys.slice(i, i + PIPELINE_CHUNK));
+    await this.redis.hdel(this.stagingKey(), stage);
   }
 
   /**
@@ -345,9 +405,11 @@ export class BatchStore {
     const created = await this.script('inferqBatchCreate')(
       this.batchKey(batch.id),
       this.indexKey(),
+      this.stagingKey(),
       keepUntil,
       now,
       batch.id,
+      staged.stage,
       ...Object.entries(fields).flat(),
     );
     if (Number(created) !== 1) return false;
@@ -448,9 +510,9 @@ export class BatchStore {
   /**
    * Newest first: up to `limit` batches after the batch `after` (exclusive). Ids whose record has
    * expired are dropped from the index on the way. Resolves undefined when `after` is unknown.
+   * `index` is the sorted set to list: all batches, or one tenant's (`Ownership.indexKey`).
    */
-  async list(limit: number, after?: string): Promise<{ records: BatchRecord[]; hasMore: boolean } | undefined> {
-    const index = this.indexKey();
+  async list(limit: number, after?: string, index = this.indexKey()): Promise<{ records: BatchRecord[]; hasMore: boolean } | undefined> {
     let start = 0;
     if (after !== undefined) {
       const rank = await this.redis.zrevrank(index, after);
@@ -571,28 +633,45 @@ export class BatchStager {
   private total = 0;
   private refresher: NodeJS.Timeout | undefined;
 
+  private lastBeat = 0;
+
   constructor(
     private readonly store: BatchStore,
     readonly chunkSize: number,
     private readonly ttlMs: number,
+    private readonly graceMs = 300_000,
   ) {}
 
   /**
-   * Staged keys expire `ttlMs` after they were last touched, so an upload abandoned halfway
-   * (the API died) leaves nothing for long; while the upload goes on (however slowly, or
-   * paused), every staged key is touched three times per `ttlMs`.
+   * Staged keys expire `ttlMs` after they were last touched, and the staging registry's entry
+   * after `graceMs`, so an upload abandoned halfway (the API died) leaves nothing for long;
+   * while the upload goes on (however slowly, or paused), both are renewed three times per
+   * period, so staged data lives as long as the upload does.
    */
   private keepAlive(): void {
     if (this.refresher) return;
     this.refresher = setInterval(() => {
       void this.store.touchStage(this.stage, this.chunks, this.ttlMs).catch(() => undefined);
-    }, Math.max(1, Math.floor(this.ttlMs / 3)));
+      if (this.chunks > 0) void this.beat(this.chunks).catch(() => undefined);
+    }, Math.max(1, Math.floor(Math.min(this.ttlMs, this.graceMs) / 3)));
     this.refresher.unref();
   }
 
   private stopKeepAlive(): void {
     clearInterval(this.refresher);
     this.refresher = undefined;
+  }
+
+  /** Renews this upload's entry in the staging registry; throws when the reaper took it (the upload stalled). */
+  private async beat(chunks: number): Promise<void> {
+    const first = this.lastBeat === 0;
+    this.lastBeat = Date.now();
+    if (!(await this.store.beatStage(this.stage, chunks, this.graceMs, first))) {
+      throw Object.assign(new Error(`Invalid request: the upload stalled for over ${Math.round(this.graceMs / 1000)} seconds and was dropped; send it again`), {
+        code: 'INFERQ_ERR_VALIDATION',
+        statusCode: 400,
+      });
+    }
   }
 
   /** Inputs added so far. */
@@ -611,6 +690,7 @@ export class BatchStager {
     this.bufferIds.set(customId, line);
     this.total++;
     if (this.buffer.length >= this.chunkSize) await this.flush();
+    else if (this.chunks > 0 && Date.now() - this.lastBeat > this.graceMs / 3) await this.beat(this.chunks);
   }
 
   private async flush(): Promise<void> {
@@ -622,6 +702,8 @@ export class BatchStager {
     this.bufferIds = new Map();
     this.chunks++;
     this.keepAlive();
+    // Registered before its first key exists, so a crash from here on leaves nothing unreaped.
+    await this.beat(this.chunks);
     const duplicate = await this.store.stageChunk(this.stage, this.chunks - 1, ids, data, lines, this.ttlMs);
     if (duplicate) {
       const [index, earlier] = duplicate;

@@ -12,3 +12,8 @@ export * from './tickets.js';
 export * from './worker-registry.js';
 export * from './delete-prefix.js';
 export * from './batch-flow.js';
+export * from './api-keys.js';
+export * from './ownership.js';
+export * from './idempotency.js';
+export * from './tenant-quota.js';
+export * from './erase.js';

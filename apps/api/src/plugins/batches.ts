@@ -19,6 +19,8 @@ export interface BatchesOptions {
   retentionSeconds: number;
   /** Attempts per chunk job; a chunk that fails them all gets error lines at finalization. @defaultValue 3 */
   chunkAttempts?: number;
+  /** An upload staging nothing for this long is abandoned; its staging is reaped, in milliseconds. @defaultValue 300000 */
+  stagingGraceMs?: number;
 }
 
 export interface BatchService {
@@ -44,9 +46,20 @@ declare module 'fastify' {
 /** `app.batches`: the batch store and the flow producer that queues chunks. Needs `app.queues`. */
 export const batchesPlugin = fp<BatchesOptions>(
   async (app, opts) => {
-    const { prefix, retentionSeconds, chunkAttempts } = { chunkAttempts: 3, ...opts };
+    const { prefix, retentionSeconds, chunkAttempts, stagingGraceMs } = { chunkAttempts: 3, stagingGraceMs: 300_000, ...opts };
     const redis = app.queues.redis;
-    const store = new BatchStore(redis, prefix);
+    const store = new BatchStore(redis, prefix, stagingGraceMs);
+    // Any API process deletes the stagings of uploads whose process died mid-upload. (Batches
+    // whose process died between their record and their flow are resumed by the workers' reaper.)
+    const reaper = setInterval(() => {
+      if (redis.status !== 'ready') return;
+      store.reapStaging().then(
+        (stages) => stages.length > 0 && app.log.info({ stages: stages.length }, 'deleted the staging of abandoned uploads'),
+        (err: unknown) => app.log.warn({ err }, 'reaping abandoned uploads failed'),
+      );
+    }, Math.max(1000, stagingGraceMs / 2));
+    reaper.unref();
+    app.addHook('onClose', async () => clearInterval(reaper));
     const flows = new FlowProducer({ connection: redis, prefix });
     flows.on('error', (err) => app.log.debug({ err }, 'flow producer error'));
     const parents = new Queue(BATCHES_QUEUE, { connection: redis, prefix });

@@ -1,6 +1,6 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import fp from 'fastify-plugin';
-import type { FastifyContextConfig, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { modelIdFromJobId } from '@inferq/queue';
 import type { QueueDepth } from './queue-inventory.js';
@@ -200,8 +200,8 @@ export const metricsPlugin = fp<MetricsOptions>(
       }
     }
 
-    // No key: it holds no tenant's data (`access` is read by API-wide key checks, where present).
-    app.get('/metrics', { schema: { hide: true }, config: { access: 'public' } as FastifyContextConfig }, async (_request, reply) => {
+    // No key: it holds no tenant's data (and public routes are not rate limited).
+    app.get('/metrics', { schema: { hide: true }, config: { access: 'public' } }, async (_request, reply) => {
       await readQueues();
       return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
     });

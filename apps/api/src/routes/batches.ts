@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifySchemaValidationError } from 'fastify';
@@ -24,6 +25,7 @@ import {
 } from '@inferq/contracts';
 import { StagingLineError, isBatchId, newBatchId, toBatchView, type BatchRecord } from '@inferq/queue';
 import { checkBatchInput, drain, lineError, readBatchLines } from '../batch-lines.js';
+import type { IdempotentCreate } from '../plugins/idempotency.js';
 import { describeValidation, httpError } from '../errors.js';
 import { checkWebhookUrl } from '../webhook-url.js';
 
@@ -33,7 +35,7 @@ const IdempotencyHeaders = Type.Object({
       minLength: 1,
       maxLength: 255,
       pattern: '^[\\x20-\\x7E]+$',
-      description: 'Printable ASCII, 1 to 255 characters. A repeated post with the same key answers the batch the first one made, and runs nothing twice.',
+      description: 'Printable ASCII, 1 to 255 characters. For 24 hours a repeated post with the same key (per tenant) and the same inputs and settings answers the batch the first one made and runs nothing twice; with other inputs it is a 422.',
     }),
   ),
 });
@@ -96,7 +98,8 @@ function createValidationError(error: Error & { validation?: FastifySchemaValida
   if (settingsError) return error;
   const indexes = validation.map((e) => /^\/inputs\/(\d+)/.exec(e.instancePath)?.[1]).filter((i): i is string => i !== undefined).map(Number);
   if (indexes.length === 0) return error;
-  const index = Math.min(...indexes);
+  // A loop, not Math.min(...indexes): a body can hold more errors than a call has room for arguments.
+  const index = indexes.reduce((min, i) => (i < min ? i : min), Number.POSITIVE_INFINITY);
   const item = (body as { inputs?: unknown[] }).inputs?.[index];
   try {
     checkBatchInput(item, index + 1, `inputs[${index}]`);
@@ -169,6 +172,8 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
           400: ErrorBody,
           404: ErrorBody,
           413: ErrorBody,
+          422: ErrorBody,
+          429: ErrorBody,
           415: ErrorBody,
           500: ErrorBody,
           503: ErrorBody,
@@ -185,13 +190,6 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
       }
       app.batches.assertAvailable();
 
-      const idempotencyKey = request.headers['idempotency-key'];
-      const id = newBatchId(idempotencyKey);
-      if (idempotencyKey !== undefined) {
-        const existing = await store.get(id);
-        if (existing) return accepted(reply, existing);
-      }
-
       const json = body as CreateBatchBody;
       const settings: BatchSettings = upload
         ? settingsFromQuery(query)
@@ -205,6 +203,10 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
           };
       const { model, windowSeconds } = await resolveSettings(settings);
 
+      // Idempotency-Key: the request's fingerprint is its settings and its inputs (hashed as they are
+      // staged), so a JSON body and an upload of the same inputs are the same request.
+      const inputsHash = request.headers['idempotency-key'] !== undefined ? createHash('sha256') : undefined;
+      let create: IdempotentCreate | undefined;
       const stager = store.stager(BATCH_CHUNK_SIZE, BATCH_STAGING_TTL_MS);
       let staged;
       try {
@@ -212,16 +214,25 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
           for await (const line of readBatchLines(upload, { maxBytes: BATCH_UPLOAD_LIMIT_BYTES })) {
             if (stager.count >= MAX_BATCH_INPUTS) throw httpError('INFERQ_ERR_BATCH_TOO_MANY_INPUTS', MAX_BATCH_INPUTS);
             await stager.add(line.custom_id, line.input, line.line, line.raw);
+            inputsHash?.update(JSON.stringify([line.custom_id, line.input])).update('\n');
           }
         } else {
           for (const [i, item] of json.inputs.entries()) {
             const checked = checkBatchInput(item, i + 1, `inputs[${i}]`);
             await stager.add(checked.custom_id, checked.input, i + 1);
+            inputsHash?.update(JSON.stringify([checked.custom_id, checked.input])).update('\n');
           }
         }
         if (stager.count === 0) throw httpError('INFERQ_ERR_BATCH_EMPTY');
         staged = await stager.finish();
+        create = await app.idempotency.claim(request, 'batch', [settings, inputsHash?.digest('hex')], newBatchId());
+        // A repeat (same settings and inputs) goes on with the first one's id: creating is
+        // create-if-absent, so of two concurrent posts one makes the batch and the other answers
+        // it, its own staging discarded; a repeat after a first post that died makes the batch.
+        if (!create.repeat) await app.quotas.admit(request, { inputs: staged.total, batch: true });
+        await app.owners.claim(request, 'batch', create.id, { ttlSeconds: windowSeconds + BATCH_RETENTION_SECONDS + 86_400, listed: true });
       } catch (err) {
+        await create?.release();
         await stager.discard();
         const error = err instanceof StagingLineError ? lineError(err.line, err.reason + (upload ? '' : ` (inputs[${err.line - 1}])`)) : err;
         if (upload) {
@@ -232,9 +243,9 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
         throw error;
       }
 
-      const { record } = await app.batches.start(
+      const { record, created } = await app.batches.start(
         {
-          id,
+          id: create.id,
           task: settings.task,
           model,
           parameters: settings.parameters,
@@ -245,7 +256,11 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
           webhookUrl: settings.webhookUrl,
         },
         staged,
-      );
+      ).catch(async (err: unknown) => {
+        await create.release();
+        throw err;
+      });
+      if (created) await app.quotas.track(request, 'batch', record.id, record.total);
       return accepted(reply, record);
     },
   );
@@ -267,7 +282,7 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       app.batches.assertAvailable();
       const { limit = 20, after } = request.query;
-      const page = await store.list(limit, after);
+      const page = await store.list(limit, after, app.owners.listKey(request, 'batch'));
       if (!page) throw httpError('INFERQ_ERR_BATCH_NOT_FOUND', (after ?? '').slice(0, 100));
       const data = page.records.map(toBatchView);
       return { object: 'list' as const, data, has_more: page.hasMore, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null };
@@ -277,6 +292,7 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/v1/batches/:id',
     {
+      config: { owned: 'batch' },
       schema: {
         summary: 'Read a batch',
         description: 'Status, request counts (updated as each chunk ends) and timestamps.',
@@ -291,6 +307,7 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/v1/batches/:id/results',
     {
+      config: { owned: 'batch' },
       schema: {
         summary: "Stream a batch's results (JSONL)",
         description: 'Streamed in input order, one line per input. The `inferq-batch-status` header tells whether the file is complete (a final status) or a prefix.',
@@ -312,6 +329,7 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/v1/batches/:id/cancel',
     {
+      config: { owned: 'batch' },
       schema: {
         summary: 'Cancel a batch',
         description: 'Chunks not started are not run; the batch is `cancelling` until the chunks in flight end, then `cancelled`. Results so far stay readable.',

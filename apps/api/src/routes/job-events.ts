@@ -20,6 +20,7 @@ export const jobEventRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/v1/jobs/:id/events',
     {
+      config: { owned: 'job' },
       schema: {
         summary: 'Stream a job’s changes (SSE)',
         description:

@@ -34,7 +34,7 @@ const IdempotencyHeaders = Type.Object({
       minLength: 1,
       maxLength: 255,
       pattern: '^[\\x20-\\x7E]+$',
-      description: 'Printable ASCII, 1 to 255 characters. The same key (for the same model) gives the same job: a retried post does not run twice.',
+      description: 'Printable ASCII, 1 to 255 characters. For 24 hours the same key (per tenant) with the same body answers the first job, so a retried post does not run twice; with another body it is a 422.',
     }),
   ),
 });
@@ -115,6 +115,8 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: {
           202: JobAccepted,
           400: ErrorBody,
+          422: ErrorBody,
+          429: ErrorBody,
           404: ErrorBody,
           413: ErrorBody,
           415: ErrorBody,
@@ -134,8 +136,9 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const modelId = await app.models.resolve(task, model);
       if (webhookUrl !== undefined) await checkWebhookUrl(webhookUrl, app.config.WEBHOOK_ALLOW_PRIVATE, request.log);
 
-      const idempotencyKey = request.headers['idempotency-key'];
-      const id = newJobId(modelId, idempotencyKey);
+      // The same Idempotency-Key and body (per tenant, for 24 hours) answer the first job; another body, 422.
+      const create = await app.idempotency.claim(request, 'job', [request.body], newJobId(modelId));
+      const id = create.id;
       const queue = app.queues.forModel(modelId);
       const data: InferenceJobData = {
         task,
@@ -145,11 +148,20 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         ...(stream ? { stream } : {}),
         ...(webhookUrl ? { webhook_url: webhookUrl } : {}),
       };
-      // BullMQ ignores an add whose jobId exists: a repeated idempotent post leaves the first job alone.
-      // Named after its task, so reading the job's view never needs its data (the input).
-      await queue.add(task, data, { ...jobOptions, jobId: id });
+      if (!create.repeat) {
+        try {
+          await app.quotas.admit(request, { inputs: 1, models: [modelId] });
+          await app.owners.claim(request, 'job', id);
+          // Named after its task, so reading the job's view never needs its data (the input).
+          await queue.add(task, data, { ...jobOptions, jobId: id });
+          await app.quotas.track(request, 'job', id, 1);
+        } catch (err) {
+          await create.release();
+          throw err;
+        }
+      }
       let status: JobStatus = 'queued';
-      if (idempotencyKey !== undefined) {
+      if (create.repeat) {
         const job = await queue.getJob(id);
         if (job) status = statusFromState(await job.getState());
       }
@@ -160,6 +172,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/v1/jobs/:id',
     {
+      config: { owned: 'job' },
       schema: {
         summary: 'Read a job',
         description: `Status, and result or error once finished. \`?wait=N\` holds the request until the job ends or N seconds pass (at most ${MAX_WAIT_SECONDS}).`,

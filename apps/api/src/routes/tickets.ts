@@ -79,7 +79,7 @@ export const ticketRoutes: FastifyPluginAsyncTypebox = async (app) => {
         description: 'Detects the issue (zero-shot over `labels`, or the default set) and writes a one-line summary; both run as single jobs, ahead of bulk batches.',
         tags: ['tickets'],
         body: CreateTicketBody,
-        response: { 202: Type.Object({ id: Type.String(), status: Type.Literal('queued') }), 400: ErrorBody, 404: ErrorBody, 413: ErrorBody, 415: ErrorBody, 503: ErrorBody },
+        response: { 202: Type.Object({ id: Type.String(), status: Type.Literal('queued') }), 400: ErrorBody, 404: ErrorBody, 413: ErrorBody, 415: ErrorBody, 429: ErrorBody, 503: ErrorBody },
       },
     },
     async (request, reply) => {
@@ -104,6 +104,9 @@ export const ticketRoutes: FastifyPluginAsyncTypebox = async (app) => {
           : { task, model: classifier, input: text, parameters: { candidate_labels: labels ?? [...DEFAULT_TICKET_LABELS] } };
       const summarize: InferenceJobData = { task: 'summarization', model: summarizer, input: text, parameters: { max_new_tokens: TICKET_SUMMARY_TOKENS } };
       const id = newTicketId();
+      await app.quotas.admit(request, { inputs: 2, models: [classifier, summarizer] });
+      await app.owners.claim(request, 'ticket', id);
+      await app.owners.claim(request, 'job', [jobs.classification, jobs.summary]);
       const childOptions = { ...jobOptions, failParentOnFailure: true };
       await flows.add({
         name: 'ticket',
@@ -115,6 +118,7 @@ export const ticketRoutes: FastifyPluginAsyncTypebox = async (app) => {
           { name: summarize.task, queueName: queues.summary, data: summarize, opts: { ...childOptions, jobId: jobs.summary } },
         ],
       });
+      await Promise.all([app.quotas.track(request, 'job', jobs.classification, 1), app.quotas.track(request, 'job', jobs.summary, 1)]);
       return reply.code(202).header('location', `/v1/tickets/${id}`).send({ id, status: 'queued' as const });
     },
   );
@@ -122,6 +126,7 @@ export const ticketRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/v1/tickets/:id',
     {
+      config: { owned: 'ticket' },
       schema: {
         summary: 'Read a ticket',
         tags: ['tickets'],
