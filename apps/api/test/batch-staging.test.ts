@@ -142,9 +142,13 @@ describe('staging an upload (issue 14)', () => {
     expect(await keys(env.config.QUEUE_PREFIX, 'batch-stage:*')).toEqual([]);
     expect(await bulk.getJobCountByTypes('waiting', 'delayed', 'prioritized')).toBe(0);
     expect(await parents.getJobCountByTypes('waiting', 'waiting-children')).toBe(0);
-    // The repeated post answers the same failed batch.
+    // A post that failed holds no idempotency record (as Stripe keeps none for a request that
+    // did not execute): the client's retry with the same key starts a batch that runs.
     const again = await upload(env, line('a'), { 'idempotency-key': 'child-add-fails' });
-    expect((again.json() as BatchView).status).toBe('failed');
+    expect(again.statusCode).toBe(202);
+    expect((again.json() as BatchView).id).not.toBe(record?.id);
+    expect((again.json() as BatchView).status).toBe('in_progress');
+    expect((await store.get(record?.id ?? ''))?.status).toBe('failed');
   });
 
   it('an Idempotency-Key reused after the batch record expired queues a new flow', async () => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_INPUT_CHARS, type JobAccepted, type JobView } from '@inferq/contracts';
+import { DEFAULT_TENANT, MAX_INPUT_CHARS, type JobAccepted, type JobView } from '@inferq/contracts';
 import { newJobId } from '@inferq/queue';
 import { createTestEnv, SENTIMENT, startWorker, type TestEnv } from './helpers.js';
 
@@ -60,6 +60,8 @@ describe('reading a job reads only what its view shows', () => {
   it('a job queued before jobs were named after their task still shows its task', async () => {
     const id = newJobId(SENTIMENT);
     await env.app.queues.forModel(SENTIMENT).add('infer', { task: 'classification', model: SENTIMENT, input: 'old', parameters: {} }, { jobId: id });
+    // Owned as the API would have recorded it (this API serves without keys: the default tenant).
+    await env.app.owners.store.claim('job', id, DEFAULT_TENANT, { ttlSeconds: 60, listed: false });
     const view = (await env.app.inject({ url: `/v1/jobs/${id}` })).json() as JobView;
     expect(view).toMatchObject({ id, task: 'classification', model: SENTIMENT, status: 'queued' });
     await env.app.queues.forModel(SENTIMENT).remove(id);
