@@ -30,8 +30,8 @@ export async function uploadBatch(
   return { status: res.status, json: (await res.json()) as BatchView & { error?: { code: string; message: string } } };
 }
 
-export async function readBatch(api: string, id: string): Promise<BatchView> {
-  const res = await fetch(`${api}/v1/batches/${id}`);
+export async function readBatch(api: string, id: string, headers: Record<string, string> = {}): Promise<BatchView> {
+  const res = await fetch(`${api}/v1/batches/${id}`, { headers });
   if (res.status !== 200) throw new Error(`GET batch ${id}: ${res.status}`);
   return (await res.json()) as BatchView;
 }
@@ -40,9 +40,14 @@ export async function readBatch(api: string, id: string): Promise<BatchView> {
  * Reads the batch until `done` holds. Batches have no push channel, so this polls (every
  * 20 ms), bounded by the test's timeout.
  */
-export async function waitForBatch(api: string, id: string, done: (view: BatchView) => boolean): Promise<BatchView> {
+export async function waitForBatch(
+  api: string,
+  id: string,
+  done: (view: BatchView) => boolean,
+  headers: Record<string, string> = {},
+): Promise<BatchView> {
   for (;;) {
-    const view = await readBatch(api, id);
+    const view = await readBatch(api, id, headers);
     if (done(view)) return view;
     if (FINAL_BATCH.includes(view.status)) throw new Error(`batch ended (${view.status}) before the awaited state: ${JSON.stringify(view.request_counts)}`);
     await new Promise((resolve) => setTimeout(resolve, 20));

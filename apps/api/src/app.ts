@@ -34,6 +34,9 @@ import { webSecurityPlugin } from './plugins/web-security.js';
 import { adminKeyRoutes } from './routes/admin-keys.js';
 import { deletionRoutes } from './routes/deletion.js';
 import { adminWorkerRoutes } from './routes/admin-workers.js';
+import { queueInventoryPlugin } from './plugins/queue-inventory.js';
+import { queueDashboardPlugin } from './plugins/queue-dashboard.js';
+import { adminKeyGuard } from './admin-guard.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -129,8 +132,11 @@ export const app = fp<AppOptions>(
       },
     });
 
-    await fastify.register(healthRoutes);
+    await fastify.register(queueInventoryPlugin, { prefix: config.QUEUE_PREFIX, cacheTtlMs: config.QUEUE_STATS_CACHE_MS });
     await fastify.register(metricsPlugin);
+    await fastify.register(queueDashboardPlugin, { guard: config.ADMIN_API_KEY ? adminKeyGuard(config.ADMIN_API_KEY) : undefined });
+
+    await fastify.register(healthRoutes);
     await fastify.register(modelRoutes);
     await fastify.register(jobRoutes);
     await fastify.register(ticketRoutes);

@@ -16,7 +16,10 @@ function configSchema(cwd: string) {
     PORT: Type.Integer({ minimum: 0, maximum: 65_535, default: 8080 }),
     /** Address to bind. Loopback by default: without `ADMIN_API_KEY` the API serves only there (or with `AUTH=off`). */
     HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
-    /** The admin key: manages tenant keys (`/v1/admin/keys`). Set, every other route needs a tenant key. At least 32 characters. */
+    /**
+     * The admin key: manages tenant keys (`/v1/admin/keys`) and opens the queue dashboard (`/admin/queues`). Set, every
+     * other route needs a tenant key. At least 32 characters.
+     */
     ADMIN_API_KEY: Type.String({ default: '', pattern: '^(?:|[\\x21-\\x7E]{32,512})$' }),
     /** `off`: without `ADMIN_API_KEY`, serve without keys on any address (a trusted network); logged as a warning at start. */
     AUTH: Type.Enum(['on', 'off'], { default: 'on' }),
@@ -89,6 +92,8 @@ function configSchema(cwd: string) {
     MODEL_MAX_WAITING_JOBS: Type.Integer({ minimum: 0, default: 50_000 }),
     /** Browser origins allowed by CORS, comma-separated (`https://app.example.com`); empty: CORS off. */
     CORS_ORIGINS: Type.String({ default: '' }),
+    /** How long queue depths and ages read for `/metrics` and the queue list of the dashboard are reused, in milliseconds. */
+    QUEUE_STATS_CACHE_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 2000 }),
     /** Accept webhook URLs on loopback, private and link-local addresses (tests, receivers on the same host). */
     WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false }),
   });

@@ -76,6 +76,7 @@ export class ChunkWorker {
     const inFlight = new Map<string, InFlightChunk>();
     const processor = async (job: Job<ChunkJobData, ChunkJobResult>, token?: string): Promise<ChunkJobResult> => {
       const { batch, chunk, stage } = job.data;
+      metrics.observeWait(job, modelId, BULK_PRIORITY);
       const jobLog = log.child({ workerId: worker.id, jobId: job.id, batch });
       const record = await store.get(batch);
       const inputs = record ? await store.readChunk(stage, chunk) : undefined;

@@ -33,6 +33,13 @@ export class WorkerMetrics {
     labelNames: ['model', 'status'] as const,
     registers: [this.registry],
   });
+  readonly jobWaitSeconds = new Histogram({
+    name: 'inferq_job_wait_seconds',
+    help: 'Time a job waited in its queue before a worker started it (first attempt), by scheduler priority: 0 single jobs, 1 bulk chunks',
+    labelNames: ['model', 'priority'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+    registers: [this.registry],
+  });
   readonly device = new Gauge({
     name: 'inferq_worker_device_info',
     help: 'The device each model runs on (1 = current); requested differs from device after a fallback',
@@ -42,6 +49,14 @@ export class WorkerMetrics {
 
   /** The last minute of batches per model, for the heartbeat (`GET /v1/admin/workers`). */
   readonly recent = new RecentBatches();
+  /**
+   * Records how long a job waited before its first attempt started: from when it was added (or
+   * its delay ended) to now. Retries are not counted again: their wait is the backoff's.
+   */
+  observeWait(job: { timestamp: number; delay?: number; attemptsMade: number }, model: string, priority: number): void {
+    if (job.attemptsMade > 0) return;
+    this.jobWaitSeconds.observe({ model, priority: String(priority) }, Math.max(0, Date.now() - job.timestamp - (job.delay ?? 0)) / 1000);
+  }
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'inferq_worker_' });

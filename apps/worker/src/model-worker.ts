@@ -48,6 +48,7 @@ export class ModelWorker {
       const deadline = jobDeadline(config.JOB_TIMEOUT_MS);
       const key = String(job.id);
       inFlight.set(key, { job, token });
+      metrics.observeWait(job, modelId, 0);
       try {
         // A streamed job's text goes out as progress events as it is generated (SSE reads them).
         const onToken = job.data.stream
