@@ -173,6 +173,7 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
         device: pipeline.decoder.device,
         async run(input, p, { priority, onToken }) {
           const prepared = validated(() => pipeline.prepare({ text: input as string, onToken, ...generationOptions(p) }));
+          for (const warning of prepared.config.warnings) log.warn({ task: 'summarization' }, warning);
           return generationResult(await batches.submit(prepared, { priority }));
         },
         close: async () => (await batches.close(), await pipeline.release()),
@@ -193,6 +194,7 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
               ...generationOptions(p),
             }),
           );
+          for (const warning of prepared.config.warnings) log.warn({ task: 'generation' }, warning);
           return generationResult(await batches.submit(prepared, { priority }));
         },
         close: async () => (await batches.close(), await pipeline.release()),

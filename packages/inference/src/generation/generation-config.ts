@@ -57,6 +57,11 @@ export interface GenerationConfig {
   stop: string[];
   /** Seed of this row's sampler: the same seed gives the same tokens in any batch. @defaultValue random */
   seed: number | undefined;
+  /**
+   * What was adjusted while merging, as Python `transformers` warns of it (a model
+   * `min_length` over the request's limit, ...): for the worker's log. @defaultValue []
+   */
+  warnings: string[];
 }
 
 /** Request-side generation parameters: any subset of {@link GenerationConfig}. */
@@ -202,6 +207,9 @@ export function resolveGenerationConfig(
   startLength: number,
 ): GenerationConfig {
   const { maxLength, minLength, decoderStartTokenId: _d, bosTokenId: _b, ...modelOptions } = model;
+  // Python's `_prepare_generated_length`: `max_new_tokens` (the request's, else the model's)
+  // wins over `max_length`, and `min_new_tokens` over `min_length`; both `*_length` count
+  // from the start of the sequence.
   const fromLengths: GenerationOptions = {};
   if (modelOptions.maxNewTokens === undefined && maxLength !== undefined) {
     fromLengths.maxNewTokens = Math.max(1, maxLength - startLength);
@@ -212,9 +220,21 @@ export function resolveGenerationConfig(
   const merged = { ...GENERATION_DEFAULTS, ...defined(fromLengths), ...defined(modelOptions), ...defined(request) };
   const eos = merged.eosTokenId === undefined ? [] : Array.isArray(merged.eosTokenId) ? [...merged.eosTokenId] : [merged.eosTokenId];
   const stop = merged.stop === undefined ? [] : Array.isArray(merged.stop) ? [...merged.stop] : [merged.stop];
+  const warnings: string[] = [];
+  let minNewTokens = merged.minNewTokens;
+  // A minimum the request did not set (the model's `min_length`, say distilbart-cnn's 56)
+  // above the maximum is unfeasible: Python warns and generates up to the maximum, EOS
+  // suppressed all along. A request that contradicts itself is still refused below.
+  if (request.minNewTokens === undefined && isInt(minNewTokens) && isInt(merged.maxNewTokens) && minNewTokens > merged.maxNewTokens) {
+    warnings.push(
+      `Unfeasible length constraints: the model's minimum of ${minNewTokens} new tokens is over maxNewTokens (${merged.maxNewTokens}); ` +
+        'generation stops at maxNewTokens',
+    );
+    minNewTokens = merged.maxNewTokens;
+  }
   const config: GenerationConfig = {
     maxNewTokens: merged.maxNewTokens,
-    minNewTokens: merged.minNewTokens,
+    minNewTokens,
     doSample: merged.doSample,
     temperature: merged.temperature,
     topK: merged.topK,
@@ -230,6 +250,7 @@ export function resolveGenerationConfig(
     forcedEosTokenId: merged.forcedEosTokenId,
     stop,
     seed: merged.seed,
+    warnings,
   };
   // temperature 0 means greedy, as in transformers.js and most serving APIs.
   if (config.temperature === 0) config.doSample = false;
