@@ -25,7 +25,10 @@ export interface StepModel {
 /** One request of a {@link generate} call; `start()` gives it one row. */
 export interface GenerateRow {
   config: GenerationConfig;
-  /** Tokens the processors see before the generated ones: the prompt, or the decoder start token. */
+  /**
+   * Tokens the processors see before the generated ones: the prompt, or the decoder start
+   * token. The text is decoded with them and their text cut off (Python's pipeline).
+   */
   context: readonly number[];
   /** Called with each new piece of final text. */
   onText?: (delta: string) => void;
@@ -62,7 +65,7 @@ function withoutEos(tokens: readonly number[], eos: readonly number[]): readonly
  * Generates for every row until each is done. `model.start()` must give one row per
  * entry of `rows`, in order.
  *
- * @param decode - decodes generated ids (special tokens skipped), for text, stop strings and streaming.
+ * @param decode - decodes ids (special tokens skipped), for text, stop strings and streaming.
  */
 export async function generate(model: StepModel, rows: readonly GenerateRow[], decode: Decode): Promise<GeneratedSequence[]> {
   const results: (GeneratedSequence | undefined)[] = rows.map(() => undefined);
@@ -74,14 +77,14 @@ export async function generate(model: StepModel, rows: readonly GenerateRow[], d
     all: [...row.context],
     generated: [],
     sampler: row.config.doSample ? new MultinomialSampler(row.config.seed) : new GreedySampler(),
-    stream: new TextStream((ids) => decode(withoutEos(ids, row.config.eosTokenId)), row.config.stop),
+    stream: new TextStream(decode, row.config.stop, row.context),
     ...(row.config.numBeams > 1 ? { beams: new BeamSearch(row.config) } : {}),
   }));
   const finish = (a: Active, tokens: number[], reason: FinishReason): void => {
-    a.stream.update(tokens); // a no-op once a stop string froze the text
-    const delta = a.stream.delta(true);
+    const text = a.stream.finish(withoutEos(tokens, a.row.config.eosTokenId));
+    const delta = a.stream.delta();
     if (delta) a.row.onText?.(delta);
-    results[a.index] = { tokens, text: a.stream.text, finishReason: reason };
+    results[a.index] = { tokens, text, finishReason: reason };
   };
 
   let logits = await model.start();
@@ -118,7 +121,7 @@ export async function generate(model: StepModel, rows: readonly GenerateRow[], d
         const token = a.sampler.next(row);
         a.all.push(token);
         a.generated.push(token);
-        if (a.row.config.stop.length > 0 || a.row.onText) a.stream.update(a.generated);
+        if (a.row.config.stop.length > 0 || a.row.onText) a.stream.update(withoutEos(a.generated, a.row.config.eosTokenId));
         sampled.push(a);
         proposals.push({ a, parents: [first], tokens: [token] });
       }
