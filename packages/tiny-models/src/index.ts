@@ -4,6 +4,7 @@ export * from './byte-level-bpe.js';
 export * from './ensure-model.js';
 export * from './linear-text-classifier.js';
 export * from './llama-model.js';
+export * from './llama3-tokenizer.js';
 export * from './model-layers.js';
 export * from './onnx-graph.js';
 export * from './rng.js';

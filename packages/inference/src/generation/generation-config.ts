@@ -55,6 +55,12 @@ export interface GenerationConfig {
   forcedEosTokenId: number | undefined;
   /** Strings that end generation; the text is cut before the first of them. @defaultValue [] */
   stop: string[];
+  /**
+   * Special tokens among the stop strings (`<|im_end|>`): decoding skips them, so they are
+   * matched as tokens, as Python's `StopStringCriteria` matches token strings. Set by the
+   * pipeline from its tokenizer. @defaultValue []
+   */
+  stopTokenIds: number[];
   /** Seed of this row's sampler: the same seed gives the same tokens in any batch. @defaultValue random */
   seed: number | undefined;
   /**
@@ -249,6 +255,7 @@ export function resolveGenerationConfig(
     forcedBosTokenId: merged.forcedBosTokenId,
     forcedEosTokenId: merged.forcedEosTokenId,
     stop,
+    stopTokenIds: [],
     seed: merged.seed,
     warnings,
   };

@@ -51,6 +51,16 @@ function num(config: ModelConfig, key: string): number | undefined {
   return typeof v === 'number' ? v : undefined;
 }
 
+/** Ids of the stop strings that are special tokens of the tokenizer (`added_tokens_decoder`). */
+function specialTokenIds(tokenizer: TextTokenizer, stop: readonly string[]): number[] {
+  const added = (tokenizer.config.added_tokens_decoder ?? {}) as Record<string, { content?: string; special?: boolean }>;
+  const ids: number[] = [];
+  for (const [id, token] of Object.entries(added)) {
+    if (token.special && token.content !== undefined && stop.includes(token.content)) ids.push(Number(id));
+  }
+  return ids;
+}
+
 export class TextGenerationPipeline {
   /** The model's generation defaults (`config.json`, then `generation_config.json`). */
   readonly defaults: ModelGenerationDefaults;
@@ -96,7 +106,9 @@ export class TextGenerationPipeline {
     if (typeof input === 'string') {
       if (input.length === 0) throw new Error('input must be a non-empty prompt or chat');
       promptText = input;
-      addSpecialTokens = Boolean(this.tokenizer.config.add_bos_token || this.tokenizer.config.add_eos_token);
+      // Python's add_special_tokens=True: what the tokenizer.json post-processor adds (a
+      // Llama-2 or Llama-3 BOS), whatever tokenizer_config's add_bos_token says or omits.
+      addSpecialTokens = true;
     } else {
       checkChatMessages(input);
       const template = this.tokenizer.chatTemplate;
@@ -107,6 +119,7 @@ export class TextGenerationPipeline {
         if (value !== undefined) specialTokens[key] = value;
       }
       promptText = renderChat(template, input, { addGenerationPrompt: true, specialTokens });
+      // The template writes its own BOS: no second one (Python's apply_chat_template).
       addSpecialTokens = false;
     }
     const promptIds = this.tokenizer.encodeWith(promptText, { addSpecialTokens, maxLength: Number.MAX_SAFE_INTEGER }).ids;
@@ -116,6 +129,7 @@ export class TextGenerationPipeline {
       options,
       promptIds.length,
     );
+    config.stopTokenIds = specialTokenIds(this.tokenizer, config.stop);
     if (promptIds.length + config.maxNewTokens > this.maxPositions) {
       throw new Error(
         `The prompt (${promptIds.length} tokens) plus maxNewTokens (${config.maxNewTokens}) is over the model's context of ${this.maxPositions} tokens`,
