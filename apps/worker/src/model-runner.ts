@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { tasksForConfig, type ChatMessage, type ErrorCode, type GenerationResult, type JobResult, type TaskName } from '@inferq/contracts';
 import {
   BatchScheduler,
+  GenerationParameterError,
   SummarizationPipeline,
   TextClassificationPipeline,
   TextGenerationPipeline,
@@ -62,6 +63,16 @@ interface TaskHandler {
 }
 
 type Params = Record<string, unknown>;
+
+/** Awaits a generation; a {@link GenerationParameterError} is the caller's input at fault. */
+async function generated<T>(result: Promise<T>): Promise<T> {
+  try {
+    return await result;
+  } catch (err) {
+    if (err instanceof GenerationParameterError) throw new JobError('INFERQ_ERR_VALIDATION', err.message);
+    throw err;
+  }
+}
 
 /** Calls a pipeline's `prepare`; what it rejects is the caller's input, not a model failure. */
 function validated<T>(prepare: () => T): T {
@@ -174,7 +185,7 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
         async run(input, p, { priority, onToken }) {
           const prepared = validated(() => pipeline.prepare({ text: input as string, onToken, ...generationOptions(p) }));
           for (const warning of prepared.config.warnings) log.warn({ task: 'summarization' }, warning);
-          return generationResult(await batches.submit(prepared, { priority }));
+          return generationResult(await generated(batches.submit(prepared, { priority })));
         },
         close: async () => (await batches.close(), await pipeline.release()),
       };
@@ -195,7 +206,7 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
             }),
           );
           for (const warning of prepared.config.warnings) log.warn({ task: 'generation' }, warning);
-          return generationResult(await batches.submit(prepared, { priority }));
+          return generationResult(await generated(batches.submit(prepared, { priority })));
         },
         close: async () => (await batches.close(), await pipeline.release()),
       };

@@ -265,6 +265,14 @@ export function resolveGenerationConfig(
   return config;
 }
 
+/**
+ * Draws a seed for a sampling row that has none, so that a retry of its batch samples the
+ * same tokens (and the text it already streamed is not sent again with a different end).
+ */
+export function fixSeed(config: GenerationConfig): void {
+  if (config.doSample && config.seed === undefined) config.seed = Math.floor(Math.random() * 0x100000000);
+}
+
 /** Throws an Error naming the first parameter that is out of range. */
 export function validateGenerationConfig(c: GenerationConfig): void {
   const fail = (message: string): never => {

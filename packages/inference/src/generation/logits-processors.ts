@@ -5,6 +5,7 @@
  * result does not depend on its neighbours.
  */
 import type { GenerationConfig } from './generation-config.js';
+import { GenerationParameterError } from './generation-error.js';
 
 /** What a processor may look at for one row. */
 export interface RowTokens {
@@ -44,8 +45,22 @@ export class TemperatureLogitsWarper extends LogitsProcessor {
     if (!(temperature > 0)) throw new Error(`temperature must be > 0, got ${temperature}`);
   }
 
+  /**
+   * @throws GenerationParameterError when a score overflows to +Infinity (or is NaN): the
+   *   distribution is undefined, and Python's `torch.multinomial` raises on it too.
+   */
   apply(logits: Float32Array): void {
-    for (let i = 0; i < logits.length; i++) logits[i] = (logits[i] as number) / this.temperature;
+    let bad = false;
+    for (let i = 0; i < logits.length; i++) {
+      logits[i] = (logits[i] as number) / this.temperature;
+      const v = logits[i] as number; // as float32 stores it
+      if (v === Number.POSITIVE_INFINITY || Number.isNaN(v)) bad = true;
+    }
+    if (bad) {
+      throw new GenerationParameterError(
+        `temperature ${this.temperature} is too small: the scores overflow (probabilities would be NaN); use a larger temperature or do_sample false`,
+      );
+    }
   }
 }
 

@@ -9,7 +9,9 @@
  */
 import { createSession, type Session } from '../backend/onnx.js';
 import { generate } from '../generation/generate.js';
+import { StreamOnce } from '../generation/stream-once.js';
 import {
+  fixSeed,
   modelGenerationDefaults,
   resolveGenerationConfig,
   type GenerationConfig,
@@ -38,6 +40,8 @@ export interface SummarizationPrepared {
   /** The merged, checked generation settings. */
   readonly config: GenerationConfig;
   readonly onToken?: (textDelta: string) => void;
+  /** `onToken` behind a guard, so a retried batch never streams a token twice. */
+  readonly stream?: StreamOnce;
 }
 
 function num(config: ModelConfig, key: string): number | undefined {
@@ -97,7 +101,8 @@ export class SummarizationPipeline {
     if (maxPositions !== undefined && config.maxNewTokens + 1 > maxPositions) {
       throw new Error(`maxNewTokens (${config.maxNewTokens}) is over the decoder's ${maxPositions - 1} positions`);
     }
-    return { inputIds, config, ...(onToken ? { onToken } : {}) };
+    fixSeed(config);
+    return { inputIds, config, ...(onToken ? { onToken, stream: new StreamOnce(onToken) } : {}) };
   }
 
   /** Tokens a request may occupy: its input plus every token it may generate, per beam. */
@@ -122,16 +127,19 @@ export class SummarizationPipeline {
       this.shapes,
     );
     const rows = batch.map((p, i) => {
+      const toRequest = p.stream?.attempt();
       const onText =
-        p.onToken || options.onToken
+        toRequest || options.onToken
           ? (delta: string) => {
-              p.onToken?.(delta);
+              toRequest?.(delta);
               options.onToken?.(i, delta);
             }
           : undefined;
       return { config: p.config, context: [this.decoderStartTokenId], ...(onText ? { onText } : {}) };
     });
-    const sequences = await generate(model, rows, (ids) => this.tokenizer.decode([...ids]));
+    // Python's summarization pipeline decodes with clean_up_tokenization_spaces=False,
+    // whatever the tokenizer_config says.
+    const sequences = await generate(model, rows, (ids) => this.tokenizer.decode([...ids], true, false));
     return sequences.map((s, i) => ({
       text: s.text,
       tokenIds: s.tokens,

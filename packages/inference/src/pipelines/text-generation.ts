@@ -10,7 +10,9 @@
 import { createSession, type Session } from '../backend/onnx.js';
 import { checkChatMessages, renderChat, type ChatMessage } from '../chat-template.js';
 import { generate } from '../generation/generate.js';
+import { StreamOnce } from '../generation/stream-once.js';
 import {
+  fixSeed,
   modelGenerationDefaults,
   resolveGenerationConfig,
   type GenerationConfig,
@@ -44,6 +46,8 @@ export interface TextGenerationPrepared {
   readonly config: GenerationConfig;
   readonly returnFullText: boolean;
   readonly onToken?: (textDelta: string) => void;
+  /** `onToken` behind a guard, so a retried batch never streams a token twice. */
+  readonly stream?: StreamOnce;
 }
 
 function num(config: ModelConfig, key: string): number | undefined {
@@ -135,7 +139,8 @@ export class TextGenerationPipeline {
         `The prompt (${promptIds.length} tokens) plus maxNewTokens (${config.maxNewTokens}) is over the model's context of ${this.maxPositions} tokens`,
       );
     }
-    return { promptIds, promptText, config, returnFullText, ...(onToken ? { onToken } : {}) };
+    fixSeed(config);
+    return { promptIds, promptText, config, returnFullText, ...(onToken ? { onToken, stream: new StreamOnce(onToken) } : {}) };
   }
 
   /** Tokens a request may occupy: its prompt plus every token it may generate, per beam. */
@@ -153,10 +158,11 @@ export class TextGenerationPipeline {
     if (batch.length === 0) return [];
     const model = new CausalLmBatch(this.session, batch.map((p) => p.promptIds), this.tokenizer.padId, this.shapes);
     const rows = batch.map((p, i) => {
+      const toRequest = p.stream?.attempt();
       const onText =
-        p.onToken || options.onToken
+        toRequest || options.onToken
           ? (delta: string) => {
-              p.onToken?.(delta);
+              toRequest?.(delta);
               options.onToken?.(i, delta);
             }
           : undefined;
