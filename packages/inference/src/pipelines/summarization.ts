@@ -54,6 +54,8 @@ export class SummarizationPipeline {
   readonly defaults: ModelGenerationDefaults;
   /** The decoder's first token. */
   readonly decoderStartTokenId: number;
+  /** Put before every input (`task_specific_params.summarization.prefix`, T5's `summarize: `). */
+  readonly prefix: string;
   private readonly shapes: Map<string, PastShape>;
 
   private constructor(
@@ -63,7 +65,12 @@ export class SummarizationPipeline {
     readonly decoder: Session,
     generationConfig: Record<string, unknown> | undefined,
   ) {
-    this.defaults = modelGenerationDefaults(config, generationConfig);
+    // Python's pipeline applies `task_specific_params.summarization` over the generation
+    // config (T5: `summarize: ` prefix, num_beams 4, min_length 30, ...).
+    const taskParams = (config.task_specific_params as Record<string, Record<string, unknown> | undefined> | undefined)?.summarization ?? {};
+    const { prefix, ...taskGeneration } = taskParams;
+    this.defaults = { ...modelGenerationDefaults(config, generationConfig), ...modelGenerationDefaults(taskGeneration, undefined) };
+    this.prefix = typeof prefix === 'string' ? prefix : typeof config.prefix === 'string' ? config.prefix : '';
     const start = this.defaults.decoderStartTokenId ?? this.defaults.bosTokenId;
     if (start === undefined) throw new Error('config.json has no decoder_start_token_id (nor bos_token_id)');
     this.decoderStartTokenId = start;
@@ -91,7 +98,7 @@ export class SummarizationPipeline {
   prepare(request: SummarizationRequest): SummarizationPrepared {
     const { text, onToken, ...options } = request;
     if (typeof text !== 'string' || text.length === 0) throw new Error('text must be a non-empty string');
-    const inputIds = this.tokenizer.encode(text).ids;
+    const inputIds = this.tokenizer.encode(this.prefix + text).ids;
     const config = resolveGenerationConfig(
       { ...this.defaults, padTokenId: this.defaults.padTokenId ?? this.tokenizer.padId },
       options,
