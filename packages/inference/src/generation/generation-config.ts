@@ -35,6 +35,12 @@ export interface GenerationConfig {
   /** Beam search with this many beams; 1 is greedy or sampling. @defaultValue 1 */
   numBeams: number;
   /**
+   * Sequences to return (Python's `num_return_sequences`, OpenAI's `n`): the best ones of a
+   * beam search (at most `numBeams`), or independent samples. Greedy decoding returns one.
+   * @defaultValue 1
+   */
+  numReturnSequences: number;
+  /**
    * Beam search: a finished hypothesis scores `sum(logprobs) / length ** lengthPenalty`
    * (length counts generated tokens, EOS included); > 0 favours longer outputs. @defaultValue 1
    */
@@ -90,6 +96,8 @@ export interface GenerationOptions {
   noRepeatNgramSize?: number;
   /** {@inheritDoc GenerationConfig.numBeams} */
   numBeams?: number;
+  /** {@inheritDoc GenerationConfig.numReturnSequences} */
+  numReturnSequences?: number;
   /** {@inheritDoc GenerationConfig.lengthPenalty} */
   lengthPenalty?: number;
   /** {@inheritDoc GenerationConfig.earlyStopping} */
@@ -127,6 +135,8 @@ export interface ModelGenerationDefaults extends GenerationOptions {
 export const GENERATION_LIMITS = Object.freeze({
   /** Most beams. */
   maxBeams: 16,
+  /** Most sequences returned per request. */
+  maxReturnSequences: 16,
   /** Most stop strings. */
   maxStopStrings: 16,
   /** Longest stop string, in characters. */
@@ -144,6 +154,7 @@ export const GENERATION_DEFAULTS = Object.freeze({
   repetitionPenalty: 1,
   noRepeatNgramSize: 0,
   numBeams: 1,
+  numReturnSequences: 1,
   lengthPenalty: 1,
   earlyStopping: false as boolean | 'never',
 });
@@ -161,6 +172,7 @@ const HF_KEYS: Record<string, keyof ModelGenerationDefaults> = {
   repetition_penalty: 'repetitionPenalty',
   no_repeat_ngram_size: 'noRepeatNgramSize',
   num_beams: 'numBeams',
+  num_return_sequences: 'numReturnSequences',
   length_penalty: 'lengthPenalty',
   early_stopping: 'earlyStopping',
   eos_token_id: 'eosTokenId',
@@ -248,6 +260,7 @@ export function resolveGenerationConfig(
     repetitionPenalty: merged.repetitionPenalty,
     noRepeatNgramSize: merged.noRepeatNgramSize,
     numBeams: merged.numBeams,
+    numReturnSequences: merged.numReturnSequences,
     lengthPenalty: merged.lengthPenalty,
     earlyStopping: merged.earlyStopping,
     eosTokenId: eos,
@@ -295,6 +308,13 @@ export function validateGenerationConfig(c: GenerationConfig): void {
     fail(`numBeams must be an integer from 1 to ${GENERATION_LIMITS.maxBeams}, got ${c.numBeams}`);
   }
   if (c.numBeams > 1 && c.doSample) fail('beam sampling (numBeams > 1 with doSample) is not supported');
+  if (!isInt(c.numReturnSequences) || c.numReturnSequences < 1 || c.numReturnSequences > GENERATION_LIMITS.maxReturnSequences) {
+    fail(`numReturnSequences must be an integer from 1 to ${GENERATION_LIMITS.maxReturnSequences}, got ${c.numReturnSequences}`);
+  }
+  // Python: "num_return_sequences has to be smaller or equal to num_beams", and greedy
+  // decoding (one deterministic answer) can't return more than one.
+  if (c.numBeams > 1 && c.numReturnSequences > c.numBeams) fail(`numReturnSequences (${c.numReturnSequences}) must be <= numBeams (${c.numBeams})`);
+  if (c.numBeams === 1 && !c.doSample && c.numReturnSequences > 1) fail('numReturnSequences > 1 needs sampling (doSample) or beam search (numBeams > 1)');
   if (typeof c.lengthPenalty !== 'number' || !Number.isFinite(c.lengthPenalty)) fail(`lengthPenalty must be a finite number, got ${c.lengthPenalty}`);
   if (c.earlyStopping !== true && c.earlyStopping !== false && c.earlyStopping !== 'never') {
     fail(`earlyStopping must be true, false or 'never', got ${String(c.earlyStopping)}`);

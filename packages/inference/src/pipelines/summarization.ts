@@ -8,7 +8,7 @@
  * request synchronously; {@link SummarizationPipeline.run} summarizes a batch of them.
  */
 import { createSession, type Session } from '../backend/onnx.js';
-import { generate } from '../generation/generate.js';
+import { generate, type GeneratedSequence } from '../generation/generate.js';
 import { StreamOnce } from '../generation/stream-once.js';
 import {
   fixSeed,
@@ -114,7 +114,8 @@ export class SummarizationPipeline {
 
   /** Tokens a request may occupy: its input plus every token it may generate, per beam. */
   cost(prepared: SummarizationPrepared): number {
-    return prepared.inputIds.length + prepared.config.maxNewTokens * prepared.config.numBeams;
+    const { numBeams, doSample, numReturnSequences } = prepared.config;
+    return prepared.inputIds.length + prepared.config.maxNewTokens * (doSample ? numReturnSequences : numBeams);
   }
 
   /** Beam search requests batch only with each other (same beam count). */
@@ -147,12 +148,11 @@ export class SummarizationPipeline {
     // Python's summarization pipeline decodes with clean_up_tokenization_spaces=False,
     // whatever the tokenizer_config says.
     const sequences = await generate(model, rows, (ids) => this.tokenizer.decode([...ids], true, false));
+    const one = (x: GeneratedSequence) => ({ text: x.text, tokenIds: x.tokens, finishReason: x.finishReason, outputTokens: x.tokens.length });
     return sequences.map((s, i) => ({
-      text: s.text,
-      tokenIds: s.tokens,
-      finishReason: s.finishReason,
+      ...one(s),
       inputTokens: (batch[i] as SummarizationPrepared).inputIds.length,
-      outputTokens: s.tokens.length,
+      ...(s.sequences ? { sequences: s.sequences.map(one) } : {}),
     }));
   }
 

@@ -9,7 +9,7 @@
  */
 import { createSession, type Session } from '../backend/onnx.js';
 import { checkChatMessages, renderChat, type ChatMessage } from '../chat-template.js';
-import { generate } from '../generation/generate.js';
+import { generate, type GeneratedSequence } from '../generation/generate.js';
 import { StreamOnce } from '../generation/stream-once.js';
 import {
   fixSeed,
@@ -145,7 +145,8 @@ export class TextGenerationPipeline {
 
   /** Tokens a request may occupy: its prompt plus every token it may generate, per beam. */
   cost(prepared: TextGenerationPrepared): number {
-    return (prepared.promptIds.length + prepared.config.maxNewTokens) * prepared.config.numBeams;
+    const { numBeams, doSample, numReturnSequences } = prepared.config;
+    return (prepared.promptIds.length + prepared.config.maxNewTokens) * (doSample ? numReturnSequences : numBeams);
   }
 
   /** Beam search requests batch only with each other (same beam count). */
@@ -171,13 +172,13 @@ export class TextGenerationPipeline {
     const sequences = await generate(model, rows, (ids) => this.tokenizer.decode([...ids]));
     return sequences.map((s, i) => {
       const p = batch[i] as TextGenerationPrepared;
-      return {
-        text: p.returnFullText ? p.promptText + s.text : s.text,
-        tokenIds: s.tokens,
-        finishReason: s.finishReason,
-        inputTokens: p.promptIds.length,
-        outputTokens: s.tokens.length,
-      };
+      const one = (x: GeneratedSequence) => ({
+        text: p.returnFullText ? p.promptText + x.text : x.text,
+        tokenIds: x.tokens,
+        finishReason: x.finishReason,
+        outputTokens: x.tokens.length,
+      });
+      return { ...one(s), inputTokens: p.promptIds.length, ...(s.sequences ? { sequences: s.sequences.map(one) } : {}) };
     });
   }
 
