@@ -17,6 +17,29 @@ interface Int64Matrix {
   dims: readonly number[];
 }
 
+/** Options of {@link CausalLmBatch}. */
+export interface CausalLmBatchOptions {
+  /** Logits per position (`vocab_size`); needed to bound the prefill's logits. @defaultValue unknown: no bound */
+  vocabSize?: number;
+  /**
+   * Most bytes of `[rows, tokens, vocab]` float32 logits one prefill run may return, when the
+   * graph has no `num_logits_to_keep` input: longer prompts are prefilled in chunks of
+   * positions (the KV cache carries the earlier ones), as a 152k vocabulary makes 16 x 512
+   * tokens of logits about 5 GB. @defaultValue 256 MiB
+   */
+  prefillLogitsBytes?: number;
+}
+
+/** Default of {@link CausalLmBatchOptions.prefillLogitsBytes}. */
+export const PREFILL_LOGITS_BYTES = 256 * 1024 * 1024;
+
+/** Columns `[from, to)` of a `[rows, cols]` matrix. */
+function columns(m: BigInt64Array, rows: number, cols: number, from: number, to: number): BigInt64Array {
+  const out = new BigInt64Array(rows * (to - from));
+  for (let r = 0; r < rows; r++) out.set(m.subarray(r * cols + from, r * cols + to), r * (to - from));
+  return out;
+}
+
 export class CausalLmBatch implements StepModel {
   private cache: KvCache;
   /** `[rows, past + new]`: 1 for real tokens, 0 for left padding. */
@@ -33,6 +56,7 @@ export class CausalLmBatch implements StepModel {
     private readonly prompts: readonly (readonly number[])[],
     private readonly padId: number,
     pastShapes: ReadonlyMap<string, PastShape>,
+    private readonly options: CausalLmBatchOptions = {},
   ) {
     if (prompts.some((p) => p.length === 0)) throw new Error('Every prompt needs at least one token');
     this.cache = KvCache.empty(prompts.length, pastShapes);
@@ -67,9 +91,31 @@ export class CausalLmBatch implements StepModel {
         positions[offset + i] = BigInt(i);
       });
     });
-    this.mask = { data: mask, dims: [rows, seq] };
     this.nextPositions = this.prompts.map((p) => p.length);
-    return this.run({ type: 'int64', data: ids, dims: [rows, seq] }, { type: 'int64', data: positions, dims: [rows, seq] });
+    const chunk = this.prefillChunk(rows, seq);
+    if (chunk >= seq) {
+      this.mask = { data: mask, dims: [rows, seq] };
+      return this.run({ type: 'int64', data: ids, dims: [rows, seq] }, { type: 'int64', data: positions, dims: [rows, seq] });
+    }
+    // Chunks of positions, each seeing the ones before through the KV cache; only the last
+    // chunk's logits are kept (its last column is every row's last prompt token).
+    let logits: Float32Array[] = [];
+    for (let from = 0; from < seq; from += chunk) {
+      const to = Math.min(seq, from + chunk);
+      this.mask = { data: columns(mask, rows, seq, 0, to), dims: [rows, to] };
+      logits = await this.run(
+        { type: 'int64', data: columns(ids, rows, seq, from, to), dims: [rows, to - from] },
+        { type: 'int64', data: columns(positions, rows, seq, from, to), dims: [rows, to - from] },
+      );
+    }
+    return logits;
+  }
+
+  /** Positions per prefill run that keep `[rows, positions, vocab]` logits within the budget. */
+  private prefillChunk(rows: number, seq: number): number {
+    const { vocabSize, prefillLogitsBytes = PREFILL_LOGITS_BYTES } = this.options;
+    if (vocabSize === undefined || this.session.inputNames.includes('num_logits_to_keep')) return seq;
+    return Math.max(1, Math.floor(prefillLogitsBytes / (rows * vocabSize * 4)));
   }
 
   async next(tokens: readonly number[]): Promise<Float32Array[]> {

@@ -20,11 +20,17 @@ import {
   type ModelGenerationDefaults,
 } from '../generation/generation-config.js';
 import { firstOnnxFile, readGenerationConfig, readModelConfig, type ModelConfig } from '../model-folder.js';
-import { CausalLmBatch } from '../models/causal-lm-batch.js';
+import { CausalLmBatch, type CausalLmBatchOptions } from '../models/causal-lm-batch.js';
 import { pastShapes, type PastShape } from '../models/past-shapes.js';
 import { TextTokenizer } from '../text-tokenizer.js';
 import type { GeneratedText, GenerationRunOptions } from './generated-text.js';
 import type { PipelineLoadOptions } from './text-classification.js';
+
+/** Options of {@link TextGenerationPipeline.load}. */
+export interface TextGenerationLoadOptions extends PipelineLoadOptions {
+  /** {@inheritDoc CausalLmBatchOptions.prefillLogitsBytes} */
+  prefillLogitsBytes?: number;
+}
 
 /** One text-generation request. */
 export interface TextGenerationRequest extends GenerationOptions {
@@ -77,6 +83,7 @@ export class TextGenerationPipeline {
     readonly tokenizer: TextTokenizer,
     readonly session: Session,
     generationConfig: Record<string, unknown> | undefined,
+    private readonly batchOptions: CausalLmBatchOptions = {},
   ) {
     this.defaults = modelGenerationDefaults(config, generationConfig);
     this.maxPositions = num(config, 'max_position_embeddings') ?? tokenizer.maxLength;
@@ -92,14 +99,18 @@ export class TextGenerationPipeline {
    * Loads `onnx/model.onnx` (or `onnx/decoder_model_merged.onnx`, older exports), the
    * tokenizer, `config.json` and `generation_config.json` from a model folder.
    */
-  static async load(dir: string, options: PipelineLoadOptions = {}): Promise<TextGenerationPipeline> {
+  static async load(dir: string, options: TextGenerationLoadOptions = {}): Promise<TextGenerationPipeline> {
     const config = await readModelConfig(dir);
     const [tokenizer, session, generationConfig] = await Promise.all([
       TextTokenizer.load(dir),
       firstOnnxFile(dir, ['model', 'decoder_model_merged'], options.variant).then((file) => createSession(file, { thread: false, ...options })),
       readGenerationConfig(dir),
     ]);
-    return new TextGenerationPipeline(config, tokenizer, session, generationConfig);
+    const vocabSize = num(config, 'vocab_size');
+    return new TextGenerationPipeline(config, tokenizer, session, generationConfig, {
+      ...(vocabSize !== undefined ? { vocabSize } : {}),
+      ...(options.prefillLogitsBytes !== undefined ? { prefillLogitsBytes: options.prefillLogitsBytes } : {}),
+    });
   }
 
   /** Validates and tokenizes one request. Throws an Error with a clear message on bad input. */
@@ -157,7 +168,7 @@ export class TextGenerationPipeline {
   /** Generates for a batch of prepared requests; one output per request, in order. */
   async run(batch: readonly TextGenerationPrepared[], options: GenerationRunOptions = {}): Promise<GeneratedText[]> {
     if (batch.length === 0) return [];
-    const model = new CausalLmBatch(this.session, batch.map((p) => p.promptIds), this.tokenizer.padId, this.shapes);
+    const model = new CausalLmBatch(this.session, batch.map((p) => p.promptIds), this.tokenizer.padId, this.shapes, this.batchOptions);
     const rows = batch.map((p, i) => {
       const toRequest = p.stream?.attempt();
       const onText =

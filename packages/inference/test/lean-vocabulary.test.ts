@@ -1,0 +1,81 @@
+/**
+ * Issue 13, items 13-15: the large-vocabulary path stays lean, with the same answers.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TINY_LLAMA_ID, llamaSpecialTokenIds } from '@inferq/tiny-models';
+import { TextGenerationPipeline, type Session } from '../src/index.js';
+import { tinyModels } from './helpers.js';
+
+const PROMPTS = [
+  'The refund never arrived and support is slow',
+  'Hello there',
+  'Where is my order? I paid two weeks ago and the tracking page shows nothing at all.',
+  'bad',
+];
+const VOCAB = llamaSpecialTokenIds().vocabSize;
+
+let dir: string;
+let plain: TextGenerationPipeline;
+let cleanup: () => Promise<void>;
+
+beforeAll(async () => {
+  const models = await tinyModels([TINY_LLAMA_ID]);
+  cleanup = models.cleanup;
+  dir = models.dirs[TINY_LLAMA_ID]!;
+  plain = await TextGenerationPipeline.load(dir);
+});
+afterAll(async () => {
+  await plain?.release();
+  await cleanup?.();
+});
+
+/** Wraps a session, recording the byte size of every `logits` output and the input widths. */
+function recording(session: Session, logitsBytes: number[], widths: number[]): Session {
+  return new Proxy(session, {
+    get(target, key, receiver) {
+      if (key !== 'run') return Reflect.get(target, key, receiver) as unknown;
+      return async (...args: Parameters<Session['run']>) => {
+        widths.push(args[0].input_ids?.dims[1] ?? 0);
+        const out = await target.run(...args);
+        logitsBytes.push(out.logits?.data.byteLength ?? 0);
+        return out;
+      };
+    },
+  });
+}
+
+describe('item 13: prefill logits bounded', () => {
+  it('a prefill over the budget runs in chunks of positions, none returning more logits than the budget; same tokens', async () => {
+    // 3 positions of logits for the 4 rows: the longest prompt (about 20 tokens) needs 7 chunks.
+    const budget = 4 * 3 * VOCAB * 4;
+    const bounded = await TextGenerationPipeline.load(dir, { prefillLogitsBytes: budget });
+    const bytes: number[] = [];
+    const widths: number[] = [];
+    Object.defineProperty(bounded, 'session', { value: recording(bounded.session, bytes, widths) });
+    try {
+      const reference = await plain.generate(PROMPTS, { maxNewTokens: 12, minNewTokens: 12 });
+      const mine = await bounded.generate(PROMPTS, { maxNewTokens: 12, minNewTokens: 12 });
+      expect(mine.map((r) => r.tokenIds)).toEqual(reference.map((r) => r.tokenIds));
+      expect(Math.max(...bytes)).toBeLessThanOrEqual(budget);
+      const longest = Math.max(...PROMPTS.map((p) => plain.prepare({ input: p }).promptIds.length));
+      const chunks = Array.from({ length: Math.ceil(longest / 3) }, (_, i) => Math.min(3, longest - 3 * i));
+      expect(widths.slice(0, chunks.length)).toEqual(chunks);
+      expect(widths.slice(chunks.length).every((w) => w === 1)).toBe(true);
+    } finally {
+      await bounded.release();
+    }
+  });
+
+  it('within the budget (the default 256 MiB here) the prompt is one run', async () => {
+    const widths: number[] = [];
+    const session = plain.session;
+    Object.defineProperty(plain, 'session', { value: recording(session, [], widths), configurable: true });
+    try {
+      await plain.generate(PROMPTS, { maxNewTokens: 2 });
+      expect(widths[0]).toBe(Math.max(...PROMPTS.map((p) => plain.prepare({ input: p }).promptIds.length)));
+      expect(widths.slice(1)).toEqual([1]);
+    } finally {
+      Object.defineProperty(plain, 'session', { value: session, configurable: true });
+    }
+  });
+});
