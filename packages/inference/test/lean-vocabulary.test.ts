@@ -1,9 +1,10 @@
 /**
  * Issue 13, items 13-15: the large-vocabulary path stays lean, with the same answers.
  */
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TINY_LLAMA_ID, llamaSpecialTokenIds } from '@inferq/tiny-models';
-import { TextGenerationPipeline, type Session } from '../src/index.js';
+import { TextGenerationPipeline, TopPLogitsWarper, type Session } from '../src/index.js';
 import { tinyModels } from './helpers.js';
 
 const PROMPTS = [
@@ -77,5 +78,47 @@ describe('item 13: prefill logits bounded', () => {
     } finally {
       Object.defineProperty(plain, 'session', { value: session, configurable: true });
     }
+  });
+});
+
+/** Top-p by a full sort (value desc, id asc), the rule the partial selection must keep. */
+function sortedTopP(logits: Float32Array, p: number): Float32Array {
+  const out = Float32Array.from(logits);
+  const order = [...logits.keys()].filter((i) => logits[i]! > Number.NEGATIVE_INFINITY).sort((a, b) => logits[b]! - logits[a]! || a - b);
+  if (order.length === 0) return out;
+  const max = logits[order[0]!]!;
+  const sum = order.reduce((s, i) => s + Math.exp(logits[i]! - max), 0);
+  let cumulative = 0;
+  let keep = 0;
+  while (keep < order.length) {
+    cumulative += Math.exp(logits[order[keep]!]! - max) / sum;
+    keep++;
+    if (cumulative >= p) break;
+  }
+  for (const i of order.slice(keep)) out[i] = Number.NEGATIVE_INFINITY;
+  return out;
+}
+
+describe('item 15: top-p by partial selection', () => {
+  it('keeps exactly the tokens a full sort keeps, ties and -Infinity included', () => {
+    const logit = fc.oneof(fc.integer({ min: -8, max: 8 }).map((x) => x / 2), fc.constant(Number.NEGATIVE_INFINITY), fc.float({ min: -10, max: 10, noNaN: true }));
+    fc.assert(
+      fc.property(fc.array(logit, { minLength: 1, maxLength: 300 }), fc.double({ min: 0.01, max: 0.99, noNaN: true }), (values, p) => {
+        const logits = Float32Array.from(values);
+        const mine = Float32Array.from(logits);
+        new TopPLogitsWarper(p).apply(mine);
+        expect(Array.from(mine)).toEqual(Array.from(sortedTopP(logits, p)));
+      }),
+      { numRuns: 300, seed: 15 },
+    );
+  });
+
+  it('on a 152k vocabulary row', () => {
+    const logits = Float32Array.from({ length: 151_936 }, (_, i) => Math.sin(i * 12.9898) * 8);
+    const mine = Float32Array.from(logits);
+    new TopPLogitsWarper(0.9).apply(mine);
+    const reference = sortedTopP(logits, 0.9);
+    expect(mine.filter((v) => v > Number.NEGATIVE_INFINITY).length).toBeGreaterThan(100);
+    expect(Array.from(mine)).toEqual(Array.from(reference));
   });
 });
