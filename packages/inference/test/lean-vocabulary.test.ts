@@ -3,9 +3,9 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TINY_LLAMA_ID, llamaSpecialTokenIds } from '@inferq/tiny-models';
-import { TextGenerationPipeline, TopPLogitsWarper, type Session } from '../src/index.js';
-import { tinyModels } from './helpers.js';
+import { TINY_BART_ID, TINY_LLAMA_ID, llamaSpecialTokenIds } from '@inferq/tiny-models';
+import { SummarizationPipeline, TextGenerationPipeline, TopPLogitsWarper, type Session } from '../src/index.js';
+import { TICKETS, tinyModels } from './helpers.js';
 
 const PROMPTS = [
   'The refund never arrived and support is slow',
@@ -16,13 +16,15 @@ const PROMPTS = [
 const VOCAB = llamaSpecialTokenIds().vocabSize;
 
 let dir: string;
+let bartDir: string;
 let plain: TextGenerationPipeline;
 let cleanup: () => Promise<void>;
 
 beforeAll(async () => {
-  const models = await tinyModels([TINY_LLAMA_ID]);
+  const models = await tinyModels([TINY_LLAMA_ID, TINY_BART_ID]);
   cleanup = models.cleanup;
   dir = models.dirs[TINY_LLAMA_ID]!;
+  bartDir = models.dirs[TINY_BART_ID]!;
   plain = await TextGenerationPipeline.load(dir);
 });
 afterAll(async () => {
@@ -120,5 +122,40 @@ describe('item 15: top-p by partial selection', () => {
     const reference = sortedTopP(logits, 0.9);
     expect(mine.filter((v) => v > Number.NEGATIVE_INFINITY).length).toBeGreaterThan(100);
     expect(Array.from(mine)).toEqual(Array.from(reference));
+  });
+});
+
+describe('item 14: encoder-decoder beams share the encoder states and cross-attention cache', () => {
+  it('a beam step feeds the same encoder arrays as the step before; they are copied only when a request finishes', async () => {
+    const pipeline = await SummarizationPipeline.load(bartDir);
+    const fed: { states: unknown; cross: unknown; rows: number }[] = [];
+    const decoder = pipeline.decoder;
+    Object.defineProperty(pipeline, 'decoder', {
+      value: new Proxy(decoder, {
+        get(target, key, receiver) {
+          if (key !== 'run') return Reflect.get(target, key, receiver) as unknown;
+          return (...args: Parameters<Session['run']>) => {
+            const feeds = args[0];
+            fed.push({ states: feeds.encoder_hidden_states?.data, cross: feeds['past_key_values.0.encoder.key']?.data, rows: feeds.input_ids?.dims[0] ?? 0 });
+            return target.run(...args);
+          };
+        },
+      }),
+    });
+    try {
+      const texts = [TICKETS[0]!, TICKETS[3]!];
+      const shared = await pipeline.summarize(texts, { numBeams: 3, maxNewTokens: 12 });
+      const batch = fed.splice(0);
+      const alone = await Promise.all(texts.map(async (t) => (await pipeline.summarize([t], { numBeams: 3, maxNewTokens: 12 }))[0]!));
+      expect(shared.map((r) => r.tokenIds)).toEqual(alone.map((r) => r.tokenIds));
+      // Within the two-request batch: a new encoder array only where the rows' requests changed.
+      const changes = batch.filter((f, i) => i > 1 && f.states !== batch[i - 1]!.states).length;
+      const rowCountChanges = batch.filter((f, i) => i > 1 && f.rows !== batch[i - 1]!.rows).length;
+      expect(batch.length).toBeGreaterThan(4);
+      expect(changes).toBeLessThanOrEqual(rowCountChanges);
+      expect(batch.filter((f, i) => i > 1 && f.cross !== batch[i - 1]!.cross).length).toBeLessThanOrEqual(rowCountChanges);
+    } finally {
+      await pipeline.release();
+    }
   });
 });
