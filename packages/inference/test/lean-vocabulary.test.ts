@@ -25,7 +25,7 @@ beforeAll(async () => {
   cleanup = models.cleanup;
   dir = models.dirs[TINY_LLAMA_ID]!;
   bartDir = models.dirs[TINY_BART_ID]!;
-  plain = await TextGenerationPipeline.load(dir);
+  plain = await TextGenerationPipeline.load(dir, { prefillThread: false }); // every run on `session`, to record them
 });
 afterAll(async () => {
   await plain?.release();
@@ -51,7 +51,7 @@ describe('item 13: prefill logits bounded', () => {
   it('a prefill over the budget runs in chunks of positions, none returning more logits than the budget; same tokens', async () => {
     // 3 positions of logits for the 4 rows: the longest prompt (about 20 tokens) needs 7 chunks.
     const budget = 4 * 3 * VOCAB * 4;
-    const bounded = await TextGenerationPipeline.load(dir, { prefillLogitsBytes: budget });
+    const bounded = await TextGenerationPipeline.load(dir, { prefillLogitsBytes: budget, prefillThread: false });
     const bytes: number[] = [];
     const widths: number[] = [];
     Object.defineProperty(bounded, 'session', { value: recording(bounded.session, bytes, widths) });

@@ -28,6 +28,13 @@ export interface CausalLmBatchOptions {
    * tokens of logits about 5 GB. @defaultValue 256 MiB
    */
   prefillLogitsBytes?: number;
+  /**
+   * A session of the same graph on a worker thread, for the prefill: a big prompt batch is
+   * seconds of compute, and on the caller's thread it would stop the event loop that long.
+   * Decoding steps stay on `session` (short, and their KV cache would have to be copied to
+   * the thread every step). @defaultValue none: `session` prefills too
+   */
+  prefillSession?: Session;
 }
 
 /** Default of {@link CausalLmBatchOptions.prefillLogitsBytes}. */
@@ -62,7 +69,7 @@ export class CausalLmBatch implements StepModel {
     this.cache = KvCache.empty(prompts.length, pastShapes);
   }
 
-  private async run(inputIds: Tensor, positionIds: Tensor): Promise<Float32Array[]> {
+  private async run(inputIds: Tensor, positionIds: Tensor, session: Session = this.session): Promise<Float32Array[]> {
     const feeds: Record<string, Tensor> = {
       input_ids: inputIds,
       attention_mask: { type: 'int64', data: this.mask.data, dims: this.mask.dims },
@@ -72,7 +79,7 @@ export class CausalLmBatch implements StepModel {
     if (this.session.inputNames.includes('num_logits_to_keep')) {
       feeds.num_logits_to_keep = { type: 'int64', data: BigInt64Array.of(1n), dims: [] };
     }
-    const outputs = await this.session.run(feeds);
+    const outputs = await session.run(feeds);
     this.cache.update(outputs);
     return lastPositionLogits(outputs.logits);
   }
@@ -93,9 +100,10 @@ export class CausalLmBatch implements StepModel {
     });
     this.nextPositions = this.prompts.map((p) => p.length);
     const chunk = this.prefillChunk(rows, seq);
+    const session = this.options.prefillSession ?? this.session;
     if (chunk >= seq) {
       this.mask = { data: mask, dims: [rows, seq] };
-      return this.run({ type: 'int64', data: ids, dims: [rows, seq] }, { type: 'int64', data: positions, dims: [rows, seq] });
+      return this.run({ type: 'int64', data: ids, dims: [rows, seq] }, { type: 'int64', data: positions, dims: [rows, seq] }, session);
     }
     // Chunks of positions, each seeing the ones before through the KV cache; only the last
     // chunk's logits are kept (its last column is every row's last prompt token).
@@ -106,6 +114,7 @@ export class CausalLmBatch implements StepModel {
       logits = await this.run(
         { type: 'int64', data: columns(ids, rows, seq, from, to), dims: [rows, to - from] },
         { type: 'int64', data: columns(positions, rows, seq, from, to), dims: [rows, to - from] },
+        session,
       );
     }
     return logits;

@@ -87,7 +87,9 @@ export class SummarizationPipeline {
     const config = await readModelConfig(dir);
     const [tokenizer, encoder, decoder, generationConfig] = await Promise.all([
       TextTokenizer.load(dir, config.max_position_embeddings),
-      onnxFile(dir, 'encoder_model', options.variant).then((file) => createSession(file, { thread: false, ...options })),
+      // The encoder runs once per batch, on a thread (the event loop stays free): its inputs
+      // are token ids, its states come back without a copy.
+      onnxFile(dir, 'encoder_model', options.variant).then((file) => createSession(file, { thread: true, ...options })),
       onnxFile(dir, 'decoder_model_merged', options.variant).then((file) => createSession(file, { thread: false, ...options })),
       readGenerationConfig(dir),
     ]);

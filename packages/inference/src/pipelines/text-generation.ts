@@ -30,6 +30,12 @@ import type { PipelineLoadOptions } from './text-classification.js';
 export interface TextGenerationLoadOptions extends PipelineLoadOptions {
   /** {@inheritDoc CausalLmBatchOptions.prefillLogitsBytes} */
   prefillLogitsBytes?: number;
+  /**
+   * Prefill on a second session of the model on a worker thread, so the event loop stays
+   * free during a big prompt batch (the cost: the weights are loaded twice). Decoding steps
+   * run on the caller's thread. @defaultValue true
+   */
+  prefillThread?: boolean;
 }
 
 /** One text-generation request. */
@@ -101,15 +107,19 @@ export class TextGenerationPipeline {
    */
   static async load(dir: string, options: TextGenerationLoadOptions = {}): Promise<TextGenerationPipeline> {
     const config = await readModelConfig(dir);
-    const [tokenizer, session, generationConfig] = await Promise.all([
+    const { prefillLogitsBytes, prefillThread = true, ...sessionOptions } = options;
+    const file = await firstOnnxFile(dir, ['model', 'decoder_model_merged'], options.variant);
+    const [tokenizer, session, prefillSession, generationConfig] = await Promise.all([
       TextTokenizer.load(dir),
-      firstOnnxFile(dir, ['model', 'decoder_model_merged'], options.variant).then((file) => createSession(file, { thread: false, ...options })),
+      createSession(file, { ...sessionOptions, thread: false }),
+      prefillThread ? createSession(file, { ...sessionOptions, thread: true }) : undefined,
       readGenerationConfig(dir),
     ]);
     const vocabSize = num(config, 'vocab_size');
     return new TextGenerationPipeline(config, tokenizer, session, generationConfig, {
       ...(vocabSize !== undefined ? { vocabSize } : {}),
-      ...(options.prefillLogitsBytes !== undefined ? { prefillLogitsBytes: options.prefillLogitsBytes } : {}),
+      ...(prefillLogitsBytes !== undefined ? { prefillLogitsBytes } : {}),
+      ...(prefillSession ? { prefillSession } : {}),
     });
   }
 
@@ -199,6 +209,6 @@ export class TextGenerationPipeline {
   }
 
   async release(): Promise<void> {
-    await this.session.release();
+    await Promise.all([this.session.release(), this.batchOptions.prefillSession?.release()]);
   }
 }
