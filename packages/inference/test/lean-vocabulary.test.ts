@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TINY_BART_ID, TINY_LLAMA_ID, llamaSpecialTokenIds } from '@inferq/tiny-models';
-import { SummarizationPipeline, TextGenerationPipeline, TopPLogitsWarper, type Session } from '../src/index.js';
+import { argmax, SummarizationPipeline, TextGenerationPipeline, TopPLogitsWarper, type Session } from '../src/index.js';
 import { TICKETS, tinyModels } from './helpers.js';
 
 const PROMPTS = [
@@ -157,5 +157,19 @@ describe('item 14: encoder-decoder beams share the encoder states and cross-atte
     } finally {
       await pipeline.release();
     }
+  });
+});
+
+describe('the greedy pick, most of a large-vocabulary step outside session.run', () => {
+  it('argmax (four running maxima, then the first index of the largest) equals a plain scan, ties to the first', () => {
+    const plainArgmax = (l: Float32Array) => l.reduce((best, v, i) => (v > l[best]! ? i : best), 0);
+    const logit = fc.oneof(fc.integer({ min: -4, max: 4 }).map((x) => x / 2), fc.constant(Number.NEGATIVE_INFINITY), fc.float({ noNaN: true }));
+    fc.assert(
+      fc.property(fc.array(logit, { minLength: 1, maxLength: 40 }), (values) => {
+        const l = Float32Array.from(values);
+        expect(argmax(l)).toBe(plainArgmax(l));
+      }),
+      { numRuns: 500, seed: 16 },
+    );
   });
 });

@@ -123,6 +123,11 @@ export class TextGenerationPipeline {
     });
   }
 
+  /** The session the prefill runs on, on its worker thread; undefined with `prefillThread: false` (then `session`). */
+  get prefillSession(): Session | undefined {
+    return this.batchOptions.prefillSession;
+  }
+
   /** Validates and tokenizes one request. Throws an Error with a clear message on bad input. */
   prepare(request: TextGenerationRequest): TextGenerationPrepared {
     const { input, returnFullText = false, onToken, ...options } = request;
