@@ -57,8 +57,12 @@ export interface Session {
   readonly outputNames: readonly string[];
   /** Declared type and dimensions of every input, in `inputNames` order. */
   readonly inputInfo: readonly TensorInfo[];
-  /** Runs the graph. Outputs are copied out of onnxruntime's buffers, so they stay valid. */
-  run(feeds: Record<string, Tensor>, outputNames?: readonly string[]): Promise<Record<string, FloatTensor>>;
+  /**
+   * Runs the graph. Outputs are copied out of onnxruntime's buffers, so they stay valid.
+   * @param transfer - feeds the caller will not read again (a KV cache the outputs replace):
+   *   a session thread takes their buffers instead of copying them; they are then detached.
+   */
+  run(feeds: Record<string, Tensor>, outputNames?: readonly string[], transfer?: readonly string[]): Promise<Record<string, FloatTensor>>;
   release(): Promise<void>;
 }
 
@@ -278,9 +282,15 @@ class ThreadSession implements Session {
     return this.info.inputInfo;
   }
 
-  async run(feeds: Record<string, Tensor>, outputNames?: readonly string[]): Promise<Record<string, FloatTensor>> {
-    // Structured clone copies the feeds' arrays: the caller keeps its own.
-    return (await this.call({ op: 'run', feeds, outputNames })) as Record<string, FloatTensor>;
+  async run(feeds: Record<string, Tensor>, outputNames?: readonly string[], transfer: readonly string[] = []): Promise<Record<string, FloatTensor>> {
+    // Structured clone copies the feeds' arrays (the caller keeps its own), except those the
+    // caller hands over: their buffers move to the thread.
+    const moved = new Set<ArrayBuffer>();
+    for (const name of transfer) {
+      const buffer = feeds[name]?.data.buffer;
+      if (buffer instanceof ArrayBuffer && buffer.byteLength > 0) moved.add(buffer);
+    }
+    return (await this.call({ op: 'run', feeds, outputNames }, [...moved])) as Record<string, FloatTensor>;
   }
 
   async release(): Promise<void> {
@@ -288,13 +298,13 @@ class ThreadSession implements Session {
     await this.worker.terminate();
   }
 
-  private call(message: Record<string, unknown>): Promise<unknown> {
+  private call(message: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<unknown> {
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.ref();
-      this.worker.postMessage({ ...message, id });
+      this.worker.postMessage({ ...message, id }, transfer);
     });
   }
 }

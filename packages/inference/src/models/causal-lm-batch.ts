@@ -79,7 +79,9 @@ export class CausalLmBatch implements StepModel {
     if (this.session.inputNames.includes('num_logits_to_keep')) {
       feeds.num_logits_to_keep = { type: 'int64', data: BigInt64Array.of(1n), dims: [] };
     }
-    const outputs = await session.run(feeds);
+    // The pasts are replaced by the presents below: a session thread may take their buffers.
+    const pasts = Object.keys(feeds).filter((name) => name.startsWith('past_key_values.'));
+    const outputs = await session.run(feeds, undefined, pasts);
     this.cache.update(outputs);
     return lastPositionLogits(outputs.logits);
   }
