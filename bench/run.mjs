@@ -49,7 +49,7 @@ const mode = args.quick ? 'quick' : 'full';
 const plan = {
   quick: {
     m: 64, budgets: [512, 2048, 8192], n: 150, slices: 2, warmup: 32, repeats: 3, submitSeconds: 2,
-    bulkN: 600, probes: 40, bulkInputs: 5000, memorySizes: [1000, 10_000], genRepeats: 2, vocabTokens: 32, vocabRepeats: 2,
+    bulkN: 600, probes: 40, bulkInputs: 5000, memorySizes: [1000, 10_000], genRepeats: 2, vocabTokens: 32, vocabRepeats: 3,
   },
   full: {
     m: 800, budgets: [256, 512, 1024, 2048, 4096, 8192], n: 10_000, slices: 10, warmup: 256, repeats: 3, submitSeconds: 15,
