@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { TextGenerationPipeline } from '@inferq/inference';
+import { selfCpuSeconds, startLoadMeter } from '../lib/load.mjs';
 
 const run = promisify(execFile);
 
@@ -30,6 +31,8 @@ export async function runLargeVocab({ modelDir, threads, prompts, newTokens, rep
   const one = [];
   const sixteen = [];
   const outsideShare = [];
+  /** Cores other processes used while the 16-row runs were measured. */
+  const backgroundCores = [];
   try {
     await pipeline.run(requests(2)); // warm-up
     for (let r = 0; r < repeats; r++) {
@@ -37,8 +40,11 @@ export async function runLargeVocab({ modelDir, threads, prompts, newTokens, rep
       let outs = await pipeline.run(requests(1));
       one.push((outs[0].outputTokens / (performance.now() - t0)) * 1000);
       decodeCalls.length = 0;
+      const meter = startLoadMeter();
+      const cpu0 = process.cpuUsage();
       t0 = performance.now();
       outs = await pipeline.run(requests(16));
+      backgroundCores.push(meter.stop(selfCpuSeconds(cpu0)).backgroundCores);
       sixteen.push((outs.reduce((n, o) => n + o.outputTokens, 0) / (performance.now() - t0)) * 1000);
       // Decoding steps: gaps between consecutive session.run calls are the work outside it.
       const steps = decodeCalls.filter((c) => c.width === 1);
@@ -49,7 +55,7 @@ export async function runLargeVocab({ modelDir, threads, prompts, newTokens, rep
         if (i > 0) outside += c.start - steps[i - 1].end;
       });
       outsideShare.push(outside / (inside + outside));
-      log(`large-vocab run ${r + 1}/${repeats}: ${one.at(-1).toFixed(1)} tokens/s at 1 row, ${sixteen.at(-1).toFixed(1)} at 16 rows, ${(100 * outsideShare.at(-1)).toFixed(1)} % of a step outside session.run`);
+      log(`large-vocab run ${r + 1}/${repeats}: ${one.at(-1).toFixed(1)} tokens/s at 1 row, ${sixteen.at(-1).toFixed(1)} at 16 rows, ${(100 * outsideShare.at(-1)).toFixed(1)} % of a step outside session.run; other processes used ${backgroundCores.at(-1).toFixed(1)} cores`);
     }
   } finally {
     await pipeline.release();
@@ -57,10 +63,12 @@ export async function runLargeVocab({ modelDir, threads, prompts, newTokens, rep
   const child = fileURLToPath(new URL('./prefill-child.mjs', import.meta.url));
   const prefill = {};
   for (const [name, thread] of [['thread', '1'], ['main', '0']]) {
+    const meter = startLoadMeter();
     const { stdout } = await run(process.execPath, [child, modelDir, String(threads), String(prefillRows), String(prefillTokens), thread], { maxBuffer: 1 << 20 });
     prefill[name] = JSON.parse(stdout.trim().split('\n').at(-1));
+    prefill[name].backgroundCores = meter.stop(prefill[name].cpuSeconds).backgroundCores;
     log(`large-vocab prefill ${prefillRows} x ${prefillTokens} on the ${name} thread: ${JSON.stringify(prefill[name])}`);
   }
   const fullLogitsMiB = (prefillRows * prefillTokens * 151_936 * 4) / 2 ** 20;
-  return { newTokens, repeats, one, sixteen, outsideShare, prefillRows, prefillTokens, prefill, fullLogitsMiB };
+  return { newTokens, repeats, one, sixteen, outsideShare, backgroundCores, prefillRows, prefillTokens, prefill, fullLogitsMiB };
 }

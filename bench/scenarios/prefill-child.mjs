@@ -23,4 +23,5 @@ const ms = performance.now() - t0;
 delay.disable();
 const peakRss = process.resourceUsage().maxRSS / 1024;
 await pipeline.release();
-console.log(JSON.stringify({ loadedRssMiB: loadedRss, peakRssMiB: peakRss, loopP99Ms: delay.percentile(99) / 1e6, loopMaxMs: delay.max / 1e6, prefillMs: ms }));
+const cpu = process.cpuUsage();
+console.log(JSON.stringify({ loadedRssMiB: loadedRss, peakRssMiB: peakRss, loopP99Ms: delay.percentile(99) / 1e6, loopMaxMs: delay.max / 1e6, prefillMs: ms, cpuSeconds: (cpu.user + cpu.system) / 1e6 }));

@@ -6,13 +6,13 @@
  * `prompt_length = len(decode(prompt_ids))`, the answer is `text[prompt_length:]`, and
  * `return_full_text` gives `prompt_text + text[prompt_length:]`.
  */
-import { readFile } from 'node:fs/promises';
+import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { sentencePieceBpeFiles, TINY_BART_ID, TINY_CLASSIFIER_ID, TINY_LLAMA_ID } from '@inferq/tiny-models';
-import { generate, resolveGenerationConfig, TextStream, type Decode } from '../src/index.js';
+import { sentencePieceBpeFiles, TINY_BART_ID, TINY_CLASSIFIER_ID, TINY_LLAMA_ID, writeSentencePieceBpe } from '@inferq/tiny-models';
+import { generate, resolveGenerationConfig, TextGenerationPipeline, TextStream, type Decode } from '../src/index.js';
 import { ScriptedModel, tinyModels } from './helpers.js';
 
 interface Tok {
@@ -40,10 +40,21 @@ const tokenizers: Tok[] = [
   fromFiles('sentencepiece with clean-up', spJson, { ...spConfig, clean_up_tokenization_spaces: true }),
 ];
 let cleanup: () => Promise<void>;
+/** The tiny llama with a Llama-2-layout SentencePiece tokenizer (its 509 embedding rows cover the pieces). */
+let spLlama: TextGenerationPipeline;
 
 beforeAll(async () => {
   const models = await tinyModels([TINY_CLASSIFIER_ID, TINY_BART_ID, TINY_LLAMA_ID]);
   cleanup = models.cleanup;
+  const spDir = join(models.modelsDir, 'inferq', 'tiny-llama-sentencepiece');
+  await cp(models.dirs[TINY_LLAMA_ID]!, spDir, { recursive: true });
+  await writeSentencePieceBpe(spDir, { merges: 150 });
+  for (const file of ['config.json', 'generation_config.json']) {
+    const path = join(spDir, file);
+    const json = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+    await writeFile(path, JSON.stringify({ ...json, bos_token_id: 1, eos_token_id: 2, pad_token_id: 2 }));
+  }
+  spLlama = await TextGenerationPipeline.load(spDir);
   for (const [id, name] of [
     [TINY_CLASSIFIER_ID, 'wordpiece (BERT, clean-up on)'],
     [TINY_BART_ID, 'byte-level BPE (BART)'],
@@ -56,7 +67,10 @@ beforeAll(async () => {
     if (config.clean_up_tokenization_spaces !== true) tokenizers.push(fromFiles(`${name} with clean-up`, json, { ...config, clean_up_tokenization_spaces: true }));
   }
 });
-afterAll(async () => cleanup?.());
+afterAll(async () => {
+  await spLlama?.release();
+  await cleanup?.();
+});
 
 /** Text whose pieces trigger every rewrite: clean-up rules, split UTF-8 characters, spaces. */
 const TRICKY = "John 's car . I can 't , they 're here ! Why ? naïve café — 你好 🚀 we 've  two  spaces ' quoted ' ok";
@@ -75,6 +89,22 @@ describe('item 2: leading spaces (decode prompt + new tokens, cut the decoded pr
     expect(streamed.join('')).toBe(' Paris.');
     // return_full_text: prompt text + the text, words not glued.
     expect('The capital is' + out!.text).toBe('The capital is Paris.');
+  });
+});
+
+describe('item 2 through the pipeline: a SentencePiece model', () => {
+  it('return_full_text is the whole sequence decoded (no glued words), as Python builds it', async () => {
+    const prompt = 'The capital is';
+    const [full] = await spLlama.generate([prompt], { maxNewTokens: 12, minNewTokens: 12, returnFullText: true });
+    const [alone] = await spLlama.generate([prompt], { maxNewTokens: 12, minNewTokens: 12 });
+    const promptIds = spLlama.prepare({ input: prompt }).promptIds;
+    expect(promptIds[0]).toBe(1); // <s>, from the post-processor
+    // Python: prompt_text + decode(prompt_ids + new_ids)[len(decode(prompt_ids)):]
+    expect(full!.text).toBe(spLlama.tokenizer.decode([...promptIds, ...full!.tokenIds]));
+    expect(full!.text).toBe(prompt + alone!.text);
+    // The new tokens decoded alone would have lost the leading space of their first piece.
+    const first = spLlama.tokenizer.decode([...promptIds, alone!.tokenIds[0]!]).slice(prompt.length);
+    expect(alone!.text.startsWith(first)).toBe(true);
   });
 });
 

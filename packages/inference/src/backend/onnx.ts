@@ -48,6 +48,12 @@ export interface SessionOptions {
    * would cost more than the step. @defaultValue true
    */
   thread?: boolean;
+  /**
+   * Let onnxruntime's intra-op threads spin while they wait for work (its default). Off for
+   * a session on a thread next to an event loop that must stay responsive: spinning threads
+   * take the cores the event loop needs. @defaultValue true
+   */
+  spinning?: boolean;
 }
 
 export interface Session {
@@ -77,32 +83,33 @@ export function availableDevices(): Device[] {
 }
 
 /** The session options for a device, the same on the caller's thread and on a session thread. */
-function ortOptions(device: Device, intraOpThreads: number): ort.InferenceSession.SessionOptions {
+function ortOptions(device: Device, intraOpThreads: number, spinning = true): ort.InferenceSession.SessionOptions {
   return {
     executionProviders: device === 'cpu' ? ['cpu'] : [device],
     intraOpNumThreads: intraOpThreads,
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
+    ...(spinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }),
   };
 }
 
-async function open(path: string, device: Device, intraOpThreads: number): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(path, ortOptions(device, intraOpThreads));
+async function open(path: string, device: Device, intraOpThreads: number, spinning: boolean): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(path, ortOptions(device, intraOpThreads, spinning));
 }
 
 export async function createSession(path: string, options: SessionOptions = {}): Promise<Session> {
-  const { device, intraOpThreads, onFallback, thread } = { device: 'cpu' as Device, intraOpThreads: 0, thread: true, ...options };
-  if (thread) return ThreadSession.open(path, device, intraOpThreads, onFallback);
+  const { device, intraOpThreads, onFallback, thread, spinning } = { device: 'cpu' as Device, intraOpThreads: 0, thread: true, spinning: true, ...options };
+  if (thread) return ThreadSession.open(path, device, intraOpThreads, onFallback, spinning);
   let used: Device = device;
   let session: ort.InferenceSession;
   try {
-    session = await open(path, device, intraOpThreads);
+    session = await open(path, device, intraOpThreads, spinning);
   } catch (err) {
     if (device === 'cpu') throw err;
     onFallback?.(device, err instanceof Error ? err.message : String(err));
     used = 'cpu';
-    session = await open(path, 'cpu', intraOpThreads);
+    session = await open(path, 'cpu', intraOpThreads, spinning);
   }
   return new OrtSession(session, used);
 }
@@ -247,17 +254,23 @@ class ThreadSession implements Session {
     worker.unref();
   }
 
-  static async open(path: string, device: Device, threads: number, onFallback?: (requested: Device, reason: string) => void): Promise<ThreadSession> {
+  static async open(
+    path: string,
+    device: Device,
+    threads: number,
+    onFallback?: (requested: Device, reason: string) => void,
+    spinning = true,
+  ): Promise<ThreadSession> {
     const ortEntry = createRequire(import.meta.url).resolve('onnxruntime-node');
     const session = new ThreadSession(new Worker(THREAD_SOURCE, { eval: true, workerData: { ort: ortEntry } }));
     try {
       try {
-        session.info = (await session.call({ op: 'open', path, options: ortOptions(device, threads) })) as OpenedInfo;
+        session.info = (await session.call({ op: 'open', path, options: ortOptions(device, threads, spinning) })) as OpenedInfo;
         session.used = device;
       } catch (err) {
         if (device === 'cpu') throw err;
         onFallback?.(device, err instanceof Error ? err.message : String(err));
-        session.info = (await session.call({ op: 'open', path, options: ortOptions('cpu', threads) })) as OpenedInfo;
+        session.info = (await session.call({ op: 'open', path, options: ortOptions('cpu', threads, spinning) })) as OpenedInfo;
       }
       return session;
     } catch (err) {

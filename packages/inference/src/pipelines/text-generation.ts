@@ -112,7 +112,7 @@ export class TextGenerationPipeline {
     const [tokenizer, session, prefillSession, generationConfig] = await Promise.all([
       TextTokenizer.load(dir),
       createSession(file, { ...sessionOptions, thread: false }),
-      prefillThread ? createSession(file, { ...sessionOptions, thread: true }) : undefined,
+      prefillThread ? createSession(file, { ...sessionOptions, thread: true, spinning: false }) : undefined,
       readGenerationConfig(dir),
     ]);
     const vocabSize = num(config, 'vocab_size');
