@@ -72,6 +72,14 @@ describe('every task through the API and a worker process', () => {
     });
   });
 
+  it('refuses a temperature so small that the scores overflow (issue 13 item 11): INFERQ_ERR_VALIDATION, never a NaN draw', async () => {
+    // Python raises in torch.multinomial ("probability tensor contains either inf, nan or element < 0").
+    const view = await run({ task: 'generation', input: 'Hello', parameters: { max_new_tokens: 4, do_sample: true, temperature: 1e-45 } });
+    expect(view.status).toBe('failed');
+    expect(view.error?.code).toBe('INFERQ_ERR_VALIDATION');
+    expect(view.error?.message).toMatch(/temperature 1e-45 is too small/);
+  });
+
   it('answers a chat with seeded sampling, the same text for the same seed', async () => {
     const body = {
       task: 'generation',
