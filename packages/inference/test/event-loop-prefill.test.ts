@@ -3,6 +3,7 @@
  * run on a session thread, as the encoder tasks' sessions do). Timing is in bench/; this
  * checks the behaviour a worker notices: callbacks run while the prefill computes.
  */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TINY_BART_ID, TINY_LLAMA_ID } from '@inferq/tiny-models';
 import { SummarizationPipeline, TextGenerationPipeline, type Session } from '../src/index.js';
@@ -64,6 +65,22 @@ describe('item 17: the event loop stays free during a big prefill', () => {
     try {
       await pipeline.generate(BIG, { maxNewTokens: 2 });
       expect(seen.ticks).toBeLessThanOrEqual(1);
+    } finally {
+      await pipeline.release();
+    }
+  });
+
+  it.runIf(existsSync('/proc/self/task'))('the prefill thread and its onnxruntime threads run at a lower priority (nice 10) than the event loop', async () => {
+    const niceOf = (): number[] =>
+      readdirSync('/proc/self/task').map((t) => {
+        const stat = readFileSync(`/proc/self/task/${t}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+      });
+    const before = niceOf().filter((n) => n === 10).length;
+    const pipeline = await TextGenerationPipeline.load(dirs[TINY_LLAMA_ID]!, { intraOpThreads: 2 });
+    try {
+      expect(niceOf().filter((n) => n === 10).length - before).toBeGreaterThanOrEqual(2); // the thread and an intra-op thread
+      expect(niceOf()[0]).toBe(0); // the main thread
     } finally {
       await pipeline.release();
     }

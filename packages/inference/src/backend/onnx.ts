@@ -54,6 +54,12 @@ export interface SessionOptions {
    * take the cores the event loop needs. @defaultValue true
    */
   spinning?: boolean;
+  /**
+   * With `thread`: the Unix nice value (0 to 19) of the session thread, which its
+   * onnxruntime threads inherit. Above 0, the event loop's thread wins the cores whenever it
+   * has work, so a long run on the thread (a big prefill) delays it less. @defaultValue 0
+   */
+  niceness?: number;
 }
 
 export interface Session {
@@ -99,8 +105,15 @@ async function open(path: string, device: Device, intraOpThreads: number, spinni
 }
 
 export async function createSession(path: string, options: SessionOptions = {}): Promise<Session> {
-  const { device, intraOpThreads, onFallback, thread, spinning } = { device: 'cpu' as Device, intraOpThreads: 0, thread: true, spinning: true, ...options };
-  if (thread) return ThreadSession.open(path, device, intraOpThreads, onFallback, spinning);
+  const { device, intraOpThreads, onFallback, thread, spinning, niceness } = {
+    device: 'cpu' as Device,
+    intraOpThreads: 0,
+    thread: true,
+    spinning: true,
+    niceness: 0,
+    ...options,
+  };
+  if (thread) return ThreadSession.open(path, device, intraOpThreads, onFallback, spinning, niceness);
   let used: Device = device;
   let session: ort.InferenceSession;
   try {
@@ -183,7 +196,14 @@ const THREAD_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const ort = require(workerData.ort);
 let session;
-async function open({ path, options }) {
+async function open({ path, options, niceness }) {
+  // Linux nice is per thread: this lowers the priority of this thread and of the threads
+  // onnxruntime starts from it, not of the event loop's thread.
+  if (niceness > 0) {
+    try {
+      require('node:os').setPriority(0, niceness);
+    } catch {}
+  }
   session = await ort.InferenceSession.create(path, options);
   return {
     inputNames: session.inputNames,
@@ -260,17 +280,18 @@ class ThreadSession implements Session {
     threads: number,
     onFallback?: (requested: Device, reason: string) => void,
     spinning = true,
+    niceness = 0,
   ): Promise<ThreadSession> {
     const ortEntry = createRequire(import.meta.url).resolve('onnxruntime-node');
     const session = new ThreadSession(new Worker(THREAD_SOURCE, { eval: true, workerData: { ort: ortEntry } }));
     try {
       try {
-        session.info = (await session.call({ op: 'open', path, options: ortOptions(device, threads, spinning) })) as OpenedInfo;
+        session.info = (await session.call({ op: 'open', path, options: ortOptions(device, threads, spinning), niceness })) as OpenedInfo;
         session.used = device;
       } catch (err) {
         if (device === 'cpu') throw err;
         onFallback?.(device, err instanceof Error ? err.message : String(err));
-        session.info = (await session.call({ op: 'open', path, options: ortOptions('cpu', threads, spinning) })) as OpenedInfo;
+        session.info = (await session.call({ op: 'open', path, options: ortOptions('cpu', threads, spinning), niceness })) as OpenedInfo;
       }
       return session;
     } catch (err) {

@@ -112,7 +112,8 @@ export class TextGenerationPipeline {
     const [tokenizer, session, prefillSession, generationConfig] = await Promise.all([
       TextTokenizer.load(dir),
       createSession(file, { ...sessionOptions, thread: false }),
-      prefillThread ? createSession(file, { ...sessionOptions, thread: true, spinning: false }) : undefined,
+      // No spin-waiting and a lower priority: the event loop's thread gets a core when it needs one.
+      prefillThread ? createSession(file, { ...sessionOptions, thread: true, spinning: false, niceness: 10 }) : undefined,
       readGenerationConfig(dir),
     ]);
     const vocabSize = num(config, 'vocab_size');
