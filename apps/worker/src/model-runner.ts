@@ -96,6 +96,7 @@ export function generationOptions(p: Params): GenerationOptions {
     repetitionPenalty: pick<number>('repetition_penalty'),
     noRepeatNgramSize: pick<number>('no_repeat_ngram_size'),
     numBeams: pick<number>('num_beams'),
+    numReturnSequences: pick<number>('num_return_sequences'),
     lengthPenalty: pick<number>('length_penalty'),
     seed: pick<number>('seed'),
     stop: pick<string[]>('stop'),
@@ -104,7 +105,9 @@ export function generationOptions(p: Params): GenerationOptions {
 }
 
 function generationResult(out: GeneratedText): GenerationResult {
-  return { text: out.text, finish_reason: out.finishReason, usage: { input_tokens: out.inputTokens, output_tokens: out.outputTokens } };
+  const result: GenerationResult = { text: out.text, finish_reason: out.finishReason, usage: { input_tokens: out.inputTokens, output_tokens: out.outputTokens } };
+  if (out.sequences) result.sequences = out.sequences.map((s) => ({ text: s.text, finish_reason: s.finishReason, output_tokens: s.outputTokens }));
+  return result;
 }
 
 export async function createRunner(modelId: string, config: WorkerConfig, metrics: WorkerMetrics, log: Logger): Promise<ModelRunner> {
