@@ -175,10 +175,11 @@ export function renderMarkdown(r, report, { tablesOnly = false } = {}) {
     if (v.backgroundCores) lines.push(rowFor('9. (load) cores other processes used during the 16-row runs', summarize(v.backgroundCores), 'cores', 1));
     for (const [name, p] of Object.entries(v.prefill)) {
       const where = {
-        thread: 'on its session thread (default)',
+        thread: 'on its session thread (default, 256 MiB of logits per run)',
         main: 'on the main thread (prefillThread: false)',
+        thread64: 'on its session thread, prefillLogitsBytes 64 MiB',
       }[name] ?? name;
-      lines.push(`| 9. prefill ${v.prefillRows} x ${v.prefillTokens} ${where}: peak RSS (after load ${p.loadedRssMiB.toFixed(0)}; the logits of every position would be ${v.fullLogitsMiB.toFixed(0)}) | ${p.peakRssMiB.toFixed(0)} | MiB |`);
+      lines.push(`| 9. prefill ${v.prefillRows} x ${v.prefillTokens} ${where}: peak RSS (after load ${p.loadedRssMiB.toFixed(0)}; all logits would be ${v.fullLogitsMiB.toFixed(0)}) | ${p.peakRssMiB.toFixed(0)} | MiB |`);
       const load = p.backgroundCores === undefined ? '' : `; other processes used ${p.backgroundCores.toFixed(1)} cores`;
       lines.push(`| 9. prefill ${v.prefillRows} x ${v.prefillTokens} ${where}: event loop delay p99 (max ${p.loopMaxMs.toFixed(0)}; prefill ${(p.prefillMs / 1000).toFixed(1)} s${load}) | ${p.loopP99Ms.toFixed(0)} | ms |`);
     }

@@ -62,10 +62,10 @@ export async function runLargeVocab({ modelDir, threads, prompts, newTokens, rep
   }
   const child = fileURLToPath(new URL('./prefill-child.mjs', import.meta.url));
   const prefill = {};
-  // On the prefill thread (the default), and on the main thread.
-  for (const [name, thread] of [['thread', '1'], ['main', '0']]) {
+  // The default (prefill thread, 256 MiB of logits per run), the main thread, and a 64 MiB budget.
+  for (const [name, thread, budget] of [['thread', '1', ''], ['main', '0', ''], ['thread64', '1', '64']]) {
     const meter = startLoadMeter();
-    const args = [child, modelDir, String(threads), String(prefillRows), String(prefillTokens), thread];
+    const args = [child, modelDir, String(threads), String(prefillRows), String(prefillTokens), thread, ...(budget ? [budget] : [])];
     const { stdout } = await run(process.execPath, args, { maxBuffer: 1 << 20 });
     prefill[name] = JSON.parse(stdout.trim().split('\n').at(-1));
     prefill[name].backgroundCores = meter.stop(prefill[name].cpuSeconds).backgroundCores;

@@ -1,12 +1,16 @@
 // Child process of scenario 9 (large-vocab): one prefill of ROWS prompts x TOKENS tokens on a
 // fresh process, so that its peak RSS is the prefill's own. Prints one JSON line:
 // RSS after load, peak RSS, event loop delay p99/max during the prefill, wall time.
-// Usage: node prefill-child.mjs <modelDir> <threads> <rows> <tokens> <prefillThread 0|1>
+// Usage: node prefill-child.mjs <modelDir> <threads> <rows> <tokens> <prefillThread 0|1> [prefillLogitsBytes in MiB]
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { TextGenerationPipeline } from '@inferq/inference';
 
-const [modelDir, threads, rows, tokens, thread] = process.argv.slice(2);
-const pipeline = await TextGenerationPipeline.load(modelDir, { intraOpThreads: Number(threads), prefillThread: thread === '1' });
+const [modelDir, threads, rows, tokens, thread, budgetMiB] = process.argv.slice(2);
+const pipeline = await TextGenerationPipeline.load(modelDir, {
+  intraOpThreads: Number(threads),
+  prefillThread: thread === '1',
+  ...(budgetMiB ? { prefillLogitsBytes: Number(budgetMiB) * 2 ** 20 } : {}),
+});
 const base = pipeline.prepare({ input: 'x', maxNewTokens: 1 });
 // Prompts of exactly TOKENS ids each (ordinary byte-level tokens, different per row).
 const prepared = Array.from({ length: Number(rows) }, (_, r) => ({

@@ -197,6 +197,7 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
       const pipeline = await TextGenerationPipeline.load(dir, {
         ...loadOptions,
         prefillThread: config.PREFILL_THREAD,
+        prefillLogitsBytes: config.PREFILL_LOGITS_MB * 2 ** 20,
       });
       type Prepared = ReturnType<typeof pipeline.prepare>;
       const batches = scheduler<Prepared, GeneratedText>('generation', (b) => pipeline.run(b), (p) => pipeline.cost(p), (p) => pipeline.groupKey(p));

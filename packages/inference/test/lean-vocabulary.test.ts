@@ -32,14 +32,15 @@ afterAll(async () => {
   await cleanup?.();
 });
 
-/** Wraps a session, recording each run's input width, requested outputs and logits bytes. */
-function recording(session: Session, runs: { width: number; outputs: readonly string[] | undefined; logitsBytes: number }[]): Session {
+/** Wraps a session, recording the byte size of every `logits` output and the input widths. */
+function recording(session: Session, logitsBytes: number[], widths: number[]): Session {
   return new Proxy(session, {
     get(target, key, receiver) {
       if (key !== 'run') return Reflect.get(target, key, receiver) as unknown;
       return async (...args: Parameters<Session['run']>) => {
+        widths.push(args[0].input_ids?.dims[1] ?? 0);
         const out = await target.run(...args);
-        runs.push({ width: args[0].input_ids?.dims[1] ?? 0, outputs: args[1], logitsBytes: out.logits?.data.byteLength ?? 0 });
+        logitsBytes.push(out.logits?.data.byteLength ?? 0);
         return out;
       };
     },
@@ -47,44 +48,39 @@ function recording(session: Session, runs: { width: number; outputs: readonly st
 }
 
 describe('item 13: prefill logits bounded', () => {
-  it('a graph without num_logits_to_keep prefills all but the last position without logits, then the last: [rows, 1, vocab]', async () => {
-    const runs: { width: number; outputs: readonly string[] | undefined; logitsBytes: number }[] = [];
-    const session = plain.session;
-    Object.defineProperty(plain, 'session', { value: recording(session, runs), configurable: true });
+  it('a prefill over the budget runs in chunks of positions, none returning more logits than the budget; same tokens', async () => {
+    // 3 positions of logits for the 4 rows: the longest prompt (about 20 tokens) needs 7 chunks.
+    const budget = 4 * 3 * VOCAB * 4;
+    const bounded = await TextGenerationPipeline.load(dir, { prefillLogitsBytes: budget, prefillThread: false });
+    const bytes: number[] = [];
+    const widths: number[] = [];
+    Object.defineProperty(bounded, 'session', { value: recording(bounded.session, bytes, widths) });
     try {
-      const prepared = PROMPTS.map((input) => plain.prepare({ input, maxNewTokens: 3, minNewTokens: 3 }));
-      const longest = Math.max(...prepared.map((p) => p.promptIds.length));
-      const mine = await plain.run(prepared);
-      expect(runs[0]).toEqual({ width: longest - 1, outputs: session.outputNames.filter((n) => n.startsWith('present')), logitsBytes: 0 });
-      expect(runs[1]).toMatchObject({ width: 1, logitsBytes: PROMPTS.length * VOCAB * 4 });
-      expect(Math.max(...runs.map((r) => r.logitsBytes))).toBe(PROMPTS.length * VOCAB * 4);
-      // The first token is what one full run of the prompts gives (the logits of every position, as before).
-      const full = await TextGenerationPipeline.load(dir, { prefillThread: false });
-      const rows = prepared.length;
-      const ids = new BigInt64Array(rows * longest).fill(BigInt(full.tokenizer.padId));
-      const mask = new BigInt64Array(rows * longest);
-      const positions = new BigInt64Array(rows * longest).fill(1n);
-      prepared.forEach((p, r) => p.promptIds.forEach((t, i) => {
-        const at = r * longest + longest - p.promptIds.length + i;
-        ids[at] = BigInt(t);
-        mask[at] = 1n;
-        positions[at] = BigInt(i);
-      }));
-      const feeds: Parameters<Session['run']>[0] = {
-        input_ids: { type: 'int64', data: ids, dims: [rows, longest] },
-        attention_mask: { type: 'int64', data: mask, dims: [rows, longest] },
-        position_ids: { type: 'int64', data: positions, dims: [rows, longest] },
-      };
-      for (const info of full.session.inputInfo.filter((i) => i.name.startsWith('past_key_values.'))) {
-        feeds[info.name] = { type: 'float32', data: new Float32Array(0), dims: [rows, info.dims[1] as number, 0, info.dims[3] as number] };
-      }
-      const { logits } = await full.session.run(feeds);
-      await full.release();
-      const firsts = prepared.map((_, r) => {
-        const row = logits!.data.subarray((r * longest + longest - 1) * VOCAB, (r * longest + longest) * VOCAB);
-        return row.indexOf(Math.max(...row));
-      });
-      expect(mine.map((o) => o.tokenIds[0])).toEqual(firsts);
+      const reference = await plain.generate(PROMPTS, { maxNewTokens: 12, minNewTokens: 12 });
+      const mine = await bounded.generate(PROMPTS, { maxNewTokens: 12, minNewTokens: 12 });
+      expect(mine.map((r) => r.tokenIds)).toEqual(reference.map((r) => r.tokenIds));
+      expect(Math.max(...bytes)).toBeLessThanOrEqual(budget);
+      // Only the last chunk's logits are copied out; the chunks before ask for the presents alone.
+      const chunkCount = Math.ceil(Math.max(...PROMPTS.map((p) => plain.prepare({ input: p }).promptIds.length)) / 3);
+      expect(bytes.slice(0, chunkCount - 1).every((b) => b === 0)).toBe(true);
+      expect(bytes[chunkCount - 1]).toBeGreaterThan(0);
+      const longest = Math.max(...PROMPTS.map((p) => plain.prepare({ input: p }).promptIds.length));
+      const chunks = Array.from({ length: Math.ceil(longest / 3) }, (_, i) => Math.min(3, longest - 3 * i));
+      expect(widths.slice(0, chunks.length)).toEqual(chunks);
+      expect(widths.slice(chunks.length).every((w) => w === 1)).toBe(true);
+    } finally {
+      await bounded.release();
+    }
+  });
+
+  it('within the budget (the default 256 MiB here) the prompt is one run', async () => {
+    const widths: number[] = [];
+    const session = plain.session;
+    Object.defineProperty(plain, 'session', { value: recording(session, [], widths), configurable: true });
+    try {
+      await plain.generate(PROMPTS, { maxNewTokens: 2 });
+      expect(widths[0]).toBe(Math.max(...PROMPTS.map((p) => plain.prepare({ input: p }).promptIds.length)));
+      expect(widths.slice(1)).toEqual([1]);
     } finally {
       Object.defineProperty(plain, 'session', { value: session, configurable: true });
     }

@@ -19,6 +19,15 @@ interface Int64Matrix {
 
 /** Options of {@link CausalLmBatch}. */
 export interface CausalLmBatchOptions {
+  /** Logits per position (`vocab_size`); needed to bound the prefill's logits. @defaultValue unknown: no bound */
+  vocabSize?: number;
+  /**
+   * Most bytes of `[rows, tokens, vocab]` float32 logits one prefill run may return, when the
+   * graph has no `num_logits_to_keep` input: longer prompts are prefilled in chunks of
+   * positions (the KV cache carries the earlier ones), as a 152k vocabulary makes 16 x 512
+   * tokens of logits about 5 GB. @defaultValue 256 MiB
+   */
+  prefillLogitsBytes?: number;
   /**
    * A session of the same graph on a worker thread, for the prefill: a big prompt batch is
    * seconds of compute, and on the caller's thread it would stop the event loop that long.
@@ -27,6 +36,9 @@ export interface CausalLmBatchOptions {
    */
   prefillSession?: Session;
 }
+
+/** Default of {@link CausalLmBatchOptions.prefillLogitsBytes}. */
+export const PREFILL_LOGITS_BYTES = 256 * 1024 * 1024;
 
 /** Columns `[from, to)` of a `[rows, cols]` matrix. */
 function columns(m: BigInt64Array, rows: number, cols: number, from: number, to: number): BigInt64Array {
@@ -57,7 +69,7 @@ export class CausalLmBatch implements StepModel {
     this.cache = KvCache.empty(prompts.length, pastShapes);
   }
 
-  /** One run; updates the cache from its presents; the last position's logits of each row (none when `outputNames` leaves them out). */
+  /** One run; updates the cache from its presents; each row's last-position logits (none when `outputNames` leaves them out). */
   private async run(inputIds: Tensor, positionIds: Tensor, session: Session = this.session, outputNames?: readonly string[]): Promise<Float32Array[]> {
     const feeds: Record<string, Tensor> = {
       input_ids: inputIds,
@@ -90,30 +102,36 @@ export class CausalLmBatch implements StepModel {
       });
     });
     this.nextPositions = this.prompts.map((p) => p.length);
+    const chunk = this.prefillChunk(rows, seq);
     const session = this.options.prefillSession ?? this.session;
-    if (seq === 1 || this.session.inputNames.includes('num_logits_to_keep')) {
+    if (chunk >= seq) {
       this.mask = { data: mask, dims: [rows, seq] };
       return this.run({ type: 'int64', data: ids, dims: [rows, seq] }, { type: 'int64', data: positions, dims: [rows, seq] }, session);
     }
-    // The graph can't be told to keep one position's logits, and `[rows, seq, vocab]` of them
-    // is gigabytes with a 152k vocabulary. So: every position but the last without the
-    // logits output (onnxruntime then skips the LM head), then the last position (every
-    // row's last prompt token: prompts are left-padded) with them: `[rows, 1, vocab]`.
-    const body = seq - 1;
-    this.mask = { data: columns(mask, rows, seq, 0, body), dims: [rows, body] };
+    // Chunks of positions, each seeing the ones before through the KV cache. Only the last
+    // chunk's logits are read (its last column is every row's last prompt token); the others
+    // ask for the presents alone, so their logits are not copied out of onnxruntime (it still
+    // computes them: it does not prune the LM head, measured).
     const presents = this.session.outputNames.filter((name) => name.startsWith('present'));
-    await this.run(
-      { type: 'int64', data: columns(ids, rows, seq, 0, body), dims: [rows, body] },
-      { type: 'int64', data: columns(positions, rows, seq, 0, body), dims: [rows, body] },
-      session,
-      presents,
-    );
-    this.mask = { data: mask, dims: [rows, seq] };
-    return this.run(
-      { type: 'int64', data: columns(ids, rows, seq, body, seq), dims: [rows, 1] },
-      { type: 'int64', data: columns(positions, rows, seq, body, seq), dims: [rows, 1] },
-      session,
-    );
+    let logits: Float32Array[] = [];
+    for (let from = 0; from < seq; from += chunk) {
+      const to = Math.min(seq, from + chunk);
+      this.mask = { data: columns(mask, rows, seq, 0, to), dims: [rows, to] };
+      logits = await this.run(
+        { type: 'int64', data: columns(ids, rows, seq, from, to), dims: [rows, to - from] },
+        { type: 'int64', data: columns(positions, rows, seq, from, to), dims: [rows, to - from] },
+        session,
+        to < seq ? presents : undefined,
+      );
+    }
+    return logits;
+  }
+
+  /** Positions per prefill run that keep `[rows, positions, vocab]` logits within the budget. */
+  private prefillChunk(rows: number, seq: number): number {
+    const { vocabSize, prefillLogitsBytes = PREFILL_LOGITS_BYTES } = this.options;
+    if (vocabSize === undefined || this.session.inputNames.includes('num_logits_to_keep')) return seq;
+    return Math.max(1, Math.floor(prefillLogitsBytes / (rows * vocabSize * 4)));
   }
 
   async next(tokens: readonly number[]): Promise<Float32Array[]> {

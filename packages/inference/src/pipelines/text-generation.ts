@@ -28,6 +28,8 @@ import type { PipelineLoadOptions } from './text-classification.js';
 
 /** Options of {@link TextGenerationPipeline.load}. */
 export interface TextGenerationLoadOptions extends PipelineLoadOptions {
+  /** {@inheritDoc CausalLmBatchOptions.prefillLogitsBytes} */
+  prefillLogitsBytes?: number;
   /**
    * Prefill on a second session of the model on a worker thread, so the event loop stays
    * free during a big prompt batch (the cost: the weights are loaded twice). Decoding steps
@@ -105,7 +107,7 @@ export class TextGenerationPipeline {
    */
   static async load(dir: string, options: TextGenerationLoadOptions = {}): Promise<TextGenerationPipeline> {
     const config = await readModelConfig(dir);
-    const { prefillThread = true, ...sessionOptions } = options;
+    const { prefillLogitsBytes, prefillThread = true, ...sessionOptions } = options;
     const file = await firstOnnxFile(dir, ['model', 'decoder_model_merged'], options.variant);
     const [tokenizer, session, prefillSession, generationConfig] = await Promise.all([
       TextTokenizer.load(dir),
@@ -114,7 +116,12 @@ export class TextGenerationPipeline {
       prefillThread ? createSession(file, { ...sessionOptions, thread: true, spinning: false, niceness: 10 }) : undefined,
       readGenerationConfig(dir),
     ]);
-    return new TextGenerationPipeline(config, tokenizer, session, generationConfig, prefillSession ? { prefillSession } : {});
+    const vocabSize = num(config, 'vocab_size');
+    return new TextGenerationPipeline(config, tokenizer, session, generationConfig, {
+      ...(vocabSize !== undefined ? { vocabSize } : {}),
+      ...(prefillLogitsBytes !== undefined ? { prefillLogitsBytes } : {}),
+      ...(prefillSession ? { prefillSession } : {}),
+    });
   }
 
   /** The session the prefill runs on, on its worker thread; undefined with `prefillThread: false` (then `session`). */
