@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TextClassificationPipeline } from '@inferq/inference';
-import { BENCH_CLASSIFIER, BENCH_CLASSIFIER_ID, BENCH_LLAMA_ID, TINY_CLASSIFIER_ID, TINY_NLI, ensureModel } from '@inferq/tiny-models';
+import { BENCH_CLASSIFIER, BENCH_CLASSIFIER_ID, BENCH_LLAMA_ID, BENCH_LLAMA_152K_ID, TINY_CLASSIFIER_ID, TINY_NLI, ensureModel } from '@inferq/tiny-models';
 import { machineInfo } from './lib/machine.mjs';
 import { renderMarkdown, buildReport } from './lib/report.mjs';
 import { startLoadMeter } from './lib/load.mjs';
@@ -21,6 +21,7 @@ import { runSubmission } from './scenarios/submission.mjs';
 import { runBulk } from './scenarios/bulk.mjs';
 import { runInteractive } from './scenarios/interactive.mjs';
 import { runGeneration } from './scenarios/generation.mjs';
+import { runLargeVocab } from './scenarios/large-vocab.mjs';
 import { runMemory } from './scenarios/memory.mjs';
 import { runLongInputs } from './scenarios/long-inputs.mjs';
 
@@ -28,7 +29,7 @@ const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(BENCH_DIR, '..');
 const MODELS_DIR = join(BENCH_DIR, '.models');
 
-const SCENARIOS = ['ceiling', 'peer', 'scheduler', 'submission', 'bulk', 'interactive', 'generation', 'memory', 'long-inputs'];
+const SCENARIOS = ['ceiling', 'peer', 'scheduler', 'submission', 'bulk', 'interactive', 'generation', 'memory', 'long-inputs', 'large-vocab'];
 
 function parseArgs(argv) {
   const args = { quick: false, only: SCENARIOS };
@@ -36,8 +37,9 @@ function parseArgs(argv) {
     const [k, v] = a.replace(/^--/, '').split('=');
     if (k === 'quick') args.quick = true;
     else if (k === 'only') args.only = (v ?? '').split(',').filter(Boolean);
+    else if (k === 'label') args.label = v;
     else if (['repeats', 'n', 'm', 'slices'].includes(k)) args[k] = Number(v);
-    else throw new Error(`unknown option ${a}; known: --quick --only=${SCENARIOS.join(',')} --repeats=N --n=N --m=N --slices=N`);
+    else throw new Error(`unknown option ${a}; known: --quick --only=${SCENARIOS.join(',')} --repeats=N --n=N --m=N --slices=N --label=NAME`);
   }
   for (const s of args.only) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}`);
   return args;
@@ -48,11 +50,11 @@ const mode = args.quick ? 'quick' : 'full';
 const plan = {
   quick: {
     m: 64, budgets: [512, 2048, 8192], n: 150, slices: 2, warmup: 32, repeats: 3, submitSeconds: 2,
-    bulkN: 600, probes: 40, bulkInputs: 5000, memorySizes: [1000, 10_000], genRepeats: 2, longInputs: 32, longRepeats: 2,
+    bulkN: 600, probes: 40, bulkInputs: 5000, memorySizes: [1000, 10_000], genRepeats: 2, longInputs: 32, longRepeats: 2, vocabTokens: 32, vocabRepeats: 3,
   },
   full: {
     m: 800, budgets: [256, 512, 1024, 2048, 4096, 8192], n: 10_000, slices: 10, warmup: 256, repeats: 3, submitSeconds: 15,
-    bulkN: 10_000, probes: 150, bulkInputs: 50_000, memorySizes: [1000, 100_000], genRepeats: 3, longInputs: 128, longRepeats: 3,
+    bulkN: 10_000, probes: 150, bulkInputs: 50_000, memorySizes: [1000, 100_000], genRepeats: 3, longInputs: 128, longRepeats: 3, vocabTokens: 128, vocabRepeats: 3,
   },
 }[mode];
 Object.assign(plan, Object.fromEntries(['repeats', 'n', 'm', 'slices'].filter((k) => args[k]).map((k) => [k, args[k]])));
@@ -220,6 +222,12 @@ if (args.only.includes('generation')) {
   log(`scenario 7, generation: 16 requests x 128 new tokens on ${BENCH_LLAMA_ID}, concurrent vs one at a time`);
   results.generation = await runGeneration({ modelDir: llama, threads, prompts, newTokens: 128, repeats: plan.genRepeats, log });
 }
+if (args.only.includes('large-vocab')) {
+  const llama = await ensureModel(MODELS_DIR, BENCH_LLAMA_152K_ID);
+  const prompts = sampleTexts.slice(0, 16).map((t) => t.split(' ').slice(0, 24).join(' '));
+  log(`scenario 9, large vocabulary: ${BENCH_LLAMA_152K_ID}, 1 and 16 rows x ${plan.vocabTokens} new tokens; a 16 x 512 prefill in a fresh process`);
+  results.largeVocab = await runLargeVocab({ modelDir: llama, threads, prompts, newTokens: plan.vocabTokens, repeats: plan.vocabRepeats, log });
+}
 if (args.only.includes('memory')) {
   await ensureModel(MODELS_DIR, TINY_CLASSIFIER_ID);
   const pool = reviewTexts(2000, { root: ROOT, seed: 9 }).texts;
@@ -247,7 +255,7 @@ if (args.only.includes('long-inputs')) {
 results.wallSeconds = (Date.now() - started) / 1000;
 const report = buildReport(results);
 const date = new Date(started).toISOString().slice(0, 10);
-const base = join(BENCH_DIR, 'results', mode === 'quick' ? `${date}-quick` : date);
+const base = join(BENCH_DIR, 'results', [date, mode === 'quick' ? 'quick' : undefined, args.label].filter(Boolean).join('-'));
 await mkdir(dirname(base), { recursive: true });
 await writeFile(`${base}.json`, `${JSON.stringify({ ...results, report }, null, 2)}\n`);
 await writeFile(`${base}.md`, renderMarkdown(results, report));

@@ -72,6 +72,25 @@ describe('every task through the API and a worker process', () => {
     });
   });
 
+  it('refuses a temperature so small that the scores overflow (issue 13 item 11): INFERQ_ERR_VALIDATION, never a NaN draw', async () => {
+    // Python raises in torch.multinomial ("probability tensor contains either inf, nan or element < 0").
+    const view = await run({ task: 'generation', input: 'Hello', parameters: { max_new_tokens: 4, do_sample: true, temperature: 1e-45 } });
+    expect(view.status).toBe('failed');
+    expect(view.error?.code).toBe('INFERQ_ERR_VALIDATION');
+    expect(view.error?.message).toMatch(/temperature 1e-45 is too small/);
+  });
+
+  it('returns num_return_sequences samples (issue 13 item 12), and refuses them for greedy decoding as Python does', async () => {
+    const view = await run({ task: 'generation', input: 'Hello', parameters: { max_new_tokens: 6, do_sample: true, seed: 3, num_return_sequences: 3 } });
+    expect(view.status).toBe('succeeded');
+    const result = view.result as { text: string; sequences: { text: string; finish_reason: string; output_tokens: number }[] };
+    expect(result.sequences).toHaveLength(3);
+    expect(result.sequences[0]!.text).toBe(result.text);
+    const greedy = await run({ task: 'generation', input: 'Hello', parameters: { max_new_tokens: 6, num_return_sequences: 2 } });
+    expect(greedy.status).toBe('failed');
+    expect(greedy.error?.code).toBe('INFERQ_ERR_VALIDATION');
+  });
+
   it('answers a chat with seeded sampling, the same text for the same seed', async () => {
     const body = {
       task: 'generation',

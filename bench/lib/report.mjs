@@ -92,6 +92,13 @@ export function buildReport(r) {
       };
     }
   }
+  if (r.largeVocab) {
+    const v = r.largeVocab;
+    figures['large vocab, 1 row'] = summarize(v.one);
+    figures['large vocab, 16 rows'] = summarize(v.sixteen);
+    figures['large vocab, outside session.run'] = summarize(v.outsideShare.map((x) => 100 * x));
+    ratios.push({ name: 'large vocab tokens/s: 16 rows / 1 row', ...summarize(ratioRuns(v.sixteen, v.one)), target: 4 });
+  }
   if (r.memory && r.memory.length >= 2) {
     const [small, large] = [r.memory[0], r.memory.at(-1)];
     for (const m of r.memory) {
@@ -171,6 +178,24 @@ export function renderMarkdown(r, report, { tablesOnly = false } = {}) {
     lines.push(rowFor(`7. generation, 16 concurrent requests x 128 new tokens (bench llama 6 x 384, 32k vocabulary${batches})`, f['generation, 16 concurrent'], 'tokens/s', 0));
     lines.push(rowFor('7. generation, the same requests one at a time', f['generation, one at a time'], 'tokens/s', 0));
   } else lines.push('| 7. generation | not run | |');
+  if (f['large vocab, 1 row']) {
+    const v = r.largeVocab;
+    const label = `10. generation, bench llama 6 x 384 with a 151,936-token vocabulary, ${v.newTokens} new tokens`;
+    lines.push(rowFor(`${label}: 1 row`, f['large vocab, 1 row'], 'tokens/s', 1));
+    lines.push(rowFor(`${label}: 16 rows (one batch)`, f['large vocab, 16 rows'], 'tokens/s', 1));
+    lines.push(rowFor('10. share of a 16-row decoding step spent outside session.run (goal < 10 %)', f['large vocab, outside session.run'], '%', 1));
+    if (v.backgroundCores) lines.push(rowFor('10. (load) cores other processes used during the 16-row runs', summarize(v.backgroundCores), 'cores', 1));
+    for (const [name, p] of Object.entries(v.prefill)) {
+      const where = {
+        thread: 'on its session thread (default, 256 MiB of logits per run)',
+        main: 'on the main thread (prefillThread: false)',
+        thread64: 'on its session thread, prefillLogitsBytes 64 MiB',
+      }[name] ?? name;
+      lines.push(`| 10. prefill ${v.prefillRows} x ${v.prefillTokens} ${where}: peak RSS (after load ${p.loadedRssMiB.toFixed(0)}; all logits would be ${v.fullLogitsMiB.toFixed(0)}) | ${p.peakRssMiB.toFixed(0)} | MiB |`);
+      const load = p.backgroundCores === undefined ? '' : `; other processes used ${p.backgroundCores.toFixed(1)} cores`;
+      lines.push(`| 10. prefill ${v.prefillRows} x ${v.prefillTokens} ${where}: event loop delay p99 (max ${p.loopMaxMs.toFixed(0)}; prefill ${(p.prefillMs / 1000).toFixed(1)} s${load}) | ${p.loopP99Ms.toFixed(0)} | ms |`);
+    }
+  } else lines.push('| 10. large vocabulary | not run | |');
   if (r.memory) {
     for (const m of r.memory) {
       lines.push(`| 8. peak RSS, batch of ${m.inputs} inputs run to the end (${m.seconds.toFixed(0)} s): API | ${m.apiPeakMiB.toFixed(0)} | MiB |`);

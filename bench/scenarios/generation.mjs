@@ -24,20 +24,24 @@ export async function runGeneration({ modelDir, threads, prompts, newTokens = 12
   // Profile: session time split into prefill (the prompts) and decoding steps, per mode.
   const split = { concurrent: [], sequential: [] };
   let current;
-  const run = pipeline.session.run.bind(pipeline.session);
-  pipeline.session.run = async (feeds, ...rest) => {
-    const t0 = performance.now();
-    const out = await run(feeds, ...rest);
-    if (current) {
-      const ms = performance.now() - t0;
-      if ((feeds.input_ids?.dims[1] ?? 1) > 1) current.prefillMs += ms;
-      else {
-        current.decodeMs += ms;
-        current.steps++;
+  // The prefill runs on its own session (a worker thread) unless prefillThread is false.
+  const profile = (session) => {
+    const run = session.run.bind(session);
+    session.run = async (feeds, ...rest) => {
+      const t0 = performance.now();
+      const out = await run(feeds, ...rest);
+      if (current) {
+        const ms = performance.now() - t0;
+        if ((feeds.input_ids?.dims[1] ?? 1) > 1) current.prefillMs += ms;
+        else {
+          current.decodeMs += ms;
+          current.steps++;
+        }
       }
-    }
-    return out;
+      return out;
+    };
   };
+  for (const session of new Set([pipeline.session, pipeline.prefillSession ?? pipeline.session])) profile(session);
   const measure = (mode) => {
     current = { prefillMs: 0, decodeMs: 0, steps: 0 };
     split[mode].push(current);

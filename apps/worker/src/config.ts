@@ -16,6 +16,15 @@ const Schema = Type.Object({
     description: 'Execution provider; falls back to cpu (with a log line) when it cannot load',
   }),
   THREADS: Type.Integer({ default: 0, minimum: 0, description: 'onnxruntime intra-op threads per session; 0 = one per core' }),
+  PREFILL_THREAD: Type.Boolean({
+    default: true,
+    description: 'Run a generation model\'s prefill on a second session on a worker thread (the event loop stays free; the weights load twice)',
+  }),
+  PREFILL_LOGITS_MB: Type.Integer({
+    default: 256,
+    minimum: 1,
+    description: 'Most MiB of logits one prefill run returns (graphs without num_logits_to_keep prefill in chunks)',
+  }),
   MAX_BATCH_SIZE: Type.Integer({ default: 32, minimum: 1, maximum: 4096, description: 'Most inputs in one batch' }),
   MAX_BATCH_TOKENS: Type.Integer({ default: 8192, minimum: 1, description: 'Most tokens in one batch, after padding' }),
   MAX_DELAY_MS: Type.Number({ default: 5, minimum: 0, maximum: 10_000, description: 'Longest wait for a batch to fill, in milliseconds' }),

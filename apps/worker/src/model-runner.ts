@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { tasksForConfig, type ChatMessage, type ErrorCode, type GenerationResult, type JobResult, type TaskName } from '@inferq/contracts';
 import {
   BatchScheduler,
+  GenerationParameterError,
   SummarizationPipeline,
   TextClassificationPipeline,
   TextGenerationPipeline,
@@ -70,6 +71,16 @@ interface TaskHandler {
 
 type Params = Record<string, unknown>;
 
+/** Awaits a generation; a {@link GenerationParameterError} is the caller's input at fault. */
+async function generated<T>(result: Promise<T>): Promise<T> {
+  try {
+    return await result;
+  } catch (err) {
+    if (err instanceof GenerationParameterError) throw new JobError('INFERQ_ERR_VALIDATION', err.message);
+    throw err;
+  }
+}
+
 /**
  * Calls a pipeline's `prepare` (tokenizes) in its turn of the event loop ({@link cpuTurns}:
  * the inputs of a bulk chunk or of many jobs don't hold the loop all at once); what it
@@ -100,6 +111,7 @@ export function generationOptions(p: Params): GenerationOptions {
     repetitionPenalty: pick<number>('repetition_penalty'),
     noRepeatNgramSize: pick<number>('no_repeat_ngram_size'),
     numBeams: pick<number>('num_beams'),
+    numReturnSequences: pick<number>('num_return_sequences'),
     lengthPenalty: pick<number>('length_penalty'),
     seed: pick<number>('seed'),
     stop: pick<string[]>('stop'),
@@ -130,7 +142,9 @@ function checkGenerationCost(config: WorkerConfig, generation: { numBeams: numbe
 }
 
 function generationResult(out: GeneratedText): GenerationResult {
-  return { text: out.text, finish_reason: out.finishReason, usage: { input_tokens: out.inputTokens, output_tokens: out.outputTokens } };
+  const result: GenerationResult = { text: out.text, finish_reason: out.finishReason, usage: { input_tokens: out.inputTokens, output_tokens: out.outputTokens } };
+  if (out.sequences) result.sequences = out.sequences.map((s) => ({ text: s.text, finish_reason: s.finishReason, output_tokens: s.outputTokens }));
+  return result;
 }
 
 /** A model's `config.json` that can't be read or parsed: the message names the model and the file. */
@@ -244,14 +258,19 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
         device: pipeline.decoder.device,
         async run(input, p, { priority, onToken, signal }) {
           const prepared = await validated(() => pipeline.prepare({ text: input as string, onToken, ...generationOptions(p) }), priority);
+          for (const warning of prepared.config.warnings) log.warn({ task: 'summarization' }, warning);
           checkGenerationCost(config, prepared.config, pipeline.cost(prepared));
-          return generationResult(await batches.submit(signal ? { ...prepared, signal } : prepared, { priority, signal }));
+          return generationResult(await generated(batches.submit(signal ? { ...prepared, signal } : prepared, { priority, signal })));
         },
         close: async () => (await batches.close(), await pipeline.release()),
       };
     },
     async generation() {
-      const pipeline = await TextGenerationPipeline.load(dir, loadOptions);
+      const pipeline = await TextGenerationPipeline.load(dir, {
+        ...loadOptions,
+        prefillThread: config.PREFILL_THREAD,
+        prefillLogitsBytes: config.PREFILL_LOGITS_MB * 2 ** 20,
+      });
       type Prepared = ReturnType<typeof pipeline.prepare>;
       const batches = scheduler<Prepared, GeneratedText>('generation', (b) => pipeline.run(b), (p) => pipeline.cost(p), (p) => pipeline.groupKey(p));
       return {
@@ -268,8 +287,9 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
               }),
             priority,
           );
+          for (const warning of prepared.config.warnings) log.warn({ task: 'generation' }, warning);
           checkGenerationCost(config, prepared.config, pipeline.cost(prepared));
-          return generationResult(await batches.submit(signal ? { ...prepared, signal } : prepared, { priority, signal }));
+          return generationResult(await generated(batches.submit(signal ? { ...prepared, signal } : prepared, { priority, signal })));
         },
         close: async () => (await batches.close(), await pipeline.release()),
       };

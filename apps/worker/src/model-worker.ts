@@ -1,6 +1,7 @@
 import { Worker, UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { encodeJobError } from '@inferq/contracts';
+import { StreamOnce } from '@inferq/inference';
 import { createRedis, queueNameForModel, type InferenceJobData, type InferenceJobResult } from '@inferq/queue';
 import type { WorkerConfig } from './config.js';
 import type { WorkerMetrics } from './metrics.js';
@@ -51,10 +52,20 @@ export class ModelWorker {
       metrics.observeWait(job, modelId, 0);
       try {
         // A streamed job's text goes out as progress events as it is generated (SSE reads them).
-        const onToken = job.data.stream
-          ? (delta: string) => void (deadline.signal.aborted ? undefined : job.updateProgress({ delta }).catch(() => {}))
+        // A job the queue retries regenerates its text: what an earlier attempt streamed
+        // (`sent`, kept in the job's progress) is not sent again, and sampling without a seed
+        // gets one from the job id, so the retry samples the same tokens. Nothing streams once
+        // the job's time limit passed.
+        const already = (job.progress as { sent?: unknown } | undefined)?.sent;
+        const stream = job.data.stream
+          ? new StreamOnce(
+              (delta) => void (deadline.signal.aborted ? undefined : job.updateProgress({ delta, sent: stream?.streamed }).catch(() => {})),
+              typeof already === 'number' ? already : 0,
+            )
           : undefined;
-        const run = runner.run(task, input, parameters, { onToken, signal: deadline.signal });
+        const onToken = stream?.attempt();
+        const seeded = parameters?.do_sample === true && parameters.seed === undefined ? { ...parameters, seed: seedOf(job.id ?? '') } : parameters;
+        const run = runner.run(task, input, seeded, { onToken, signal: deadline.signal });
         const result = (await Promise.race([run, deadline.expired])) as InferenceJobResult;
         metrics.jobs.inc({ model: modelId, status: 'succeeded' });
         return result;
@@ -174,6 +185,13 @@ export function jobDeadline(timeoutMs: number): { signal: AbortSignal; expired: 
  * wrong task) fails the job now with its code; anything else is an inference failure, which
  * for the same input would fail the same way again.
  */
+/** A sampling seed from a job id (FNV-1a), the same on every attempt of the job. */
+export function seedOf(jobId: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < jobId.length; i++) h = Math.imul(h ^ jobId.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
 export function toQueueError(err: unknown): Error {
   if (err instanceof JobError) {
     const message = encodeJobError(err.code, err.message);

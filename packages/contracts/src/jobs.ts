@@ -58,6 +58,16 @@ export const GenerationResult = Type.Object({
     description: '`stop`: an end-of-sequence token or a stop text ended it; `length`: it reached max_new_tokens',
   }),
   usage: Type.Object({ input_tokens: Type.Integer(), output_tokens: Type.Integer() }),
+  sequences: Type.Optional(
+    Type.Array(
+      Type.Object({
+        text: Type.String(),
+        finish_reason: Type.Union([Type.Literal('stop'), Type.Literal('length')]),
+        output_tokens: Type.Integer(),
+      }),
+      { description: 'With num_return_sequences > 1: every sequence, the first one (text above) first; beams best first' },
+    ),
+  ),
 });
 export type GenerationResult = Static<typeof GenerationResult>;
 

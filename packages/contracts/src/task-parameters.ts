@@ -46,6 +46,9 @@ const decoding = {
   repetition_penalty: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 100, description: 'Penalty for tokens already in the text (1: none)' })),
   no_repeat_ngram_size: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, description: 'No n-gram of this size appears twice (0: off)' })),
   num_beams: Type.Optional(Type.Integer({ minimum: 1, maximum: 16, description: 'Beam search width (1: no beam search)' })),
+  num_return_sequences: Type.Optional(
+    Type.Integer({ minimum: 1, maximum: 16, description: 'Sequences to return: the best beams (at most num_beams) or independent samples (do_sample)' }),
+  ),
   length_penalty: Type.Optional(Type.Number({ minimum: -10, maximum: 10, description: 'Beam score exponent on length (> 0 favours longer texts)' })),
   seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 4294967295, description: 'Sampling seed: the same seed gives the same text' })),
 };

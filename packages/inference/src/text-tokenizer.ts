@@ -241,8 +241,10 @@ export class TextTokenizer {
     return undefined;
   }
 
-  decode(ids: number[], skipSpecialTokens = true): string {
-    return ids.length === 0 ? '' : this.tokenizer.decode(ids, { skip_special_tokens: skipSpecialTokens });
+  /** @param cleanUpSpaces - Python's `clean_up_tokenization_spaces`. @defaultValue the tokenizer_config's */
+  decode(ids: number[], skipSpecialTokens = true, cleanUpSpaces?: boolean): string {
+    const options = { skip_special_tokens: skipSpecialTokens, ...(cleanUpSpaces === undefined ? {} : { clean_up_tokenization_spaces: cleanUpSpaces }) };
+    return ids.length === 0 ? '' : this.tokenizer.decode(ids, options);
   }
 
   idOf(token: string): number | undefined {

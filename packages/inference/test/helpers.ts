@@ -50,3 +50,40 @@ export const TICKETS = [
   'hello',
   'My password does not work since the last update and the app crashes every time I open the settings screen on my laptop.',
 ];
+
+/**
+ * A StepModel that generates a script: row `r` gets `scripts[r][n]` as its n-th token
+ * (the logit of that token is 10, every other 0), for tests that need exact outputs.
+ */
+export class ScriptedModel {
+  private rows: { script: readonly number[]; at: number }[];
+  /** Rows in each step's batch. */
+  readonly batchSizes: number[] = [];
+  constructor(
+    scripts: readonly (readonly number[])[],
+    private readonly vocab: number,
+  ) {
+    this.rows = scripts.map((script) => ({ script, at: 0 }));
+  }
+  private logits(): Float32Array[] {
+    this.batchSizes.push(this.rows.length);
+    return this.rows.map(({ script, at }) => {
+      const l = new Float32Array(this.vocab);
+      const t = script[Math.min(at, script.length - 1)];
+      if (t !== undefined) l[t] = 10;
+      return l;
+    });
+  }
+  async start(): Promise<Float32Array[]> {
+    return this.logits();
+  }
+  async next(tokens: readonly number[]): Promise<Float32Array[]> {
+    this.rows.forEach((r, i) => {
+      if (tokens[i] !== undefined) r.at++;
+    });
+    return this.logits();
+  }
+  select(rows: readonly number[]): void {
+    this.rows = rows.map((r) => ({ ...this.rows[r]! }));
+  }
+}

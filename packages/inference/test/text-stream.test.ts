@@ -12,7 +12,8 @@ describe('TextStream', () => {
       stream.update([...text.slice(0, n)].map((c) => c.charCodeAt(0)));
       emitted.push(stream.delta());
     }
-    emitted.push(stream.delta(true));
+    stream.finish([...text].map((c) => c.charCodeAt(0)));
+    emitted.push(stream.delta());
     expect(stream.text).toBe('hello w');
     expect(emitted.join('')).toBe('hello w');
     expect(emitted.some((d) => d.includes('E'))).toBe(false);

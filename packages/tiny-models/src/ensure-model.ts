@@ -7,7 +7,7 @@ import { access, mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildBart, TINY_BART, type BartPreset } from './bart-model.js';
 import { BENCH_CLASSIFIER, buildBertClassifier, TINY_CLASSIFIER, TINY_NLI, type BertClassifierPreset } from './bert-classifier.js';
-import { BENCH_LLAMA, buildLlama, TINY_LLAMA, type LlamaPreset } from './llama-model.js';
+import { BENCH_LLAMA, BENCH_LLAMA_152K, buildLlama, TINY_LLAMA, type LlamaPreset } from './llama-model.js';
 import { buildStarterModel, type StarterModelPreset } from './starter-models.js';
 
 /** Id of the tiny classifier that tests use. */
@@ -22,6 +22,8 @@ export const TINY_BART_ID = 'inferq/tiny-bart';
 export const TINY_LLAMA_ID = 'inferq/tiny-llama';
 /** Id of the bench-sized decoder-only LM that benchmarks use. */
 export const BENCH_LLAMA_ID = 'inferq/bench-llama';
+/** Id of the bench-sized decoder-only LM with a 152k vocabulary (Qwen2.5's size). */
+export const BENCH_LLAMA_152K_ID = 'inferq/bench-llama-152k';
 /** Id of the starter sentiment model (`negative`, `positive`): trained weights, sensible answers. */
 export const STARTER_SENTIMENT_ID = 'inferq/starter-sentiment';
 /** Id of the starter ticket classifier (billing, login and account, bug, ...): a keyword table. */
@@ -46,6 +48,7 @@ export const DEFAULT_MODELS: Readonly<Record<string, ModelSpec>> = Object.freeze
   [TINY_BART_ID]: { kind: 'bart', ...TINY_BART },
   [TINY_LLAMA_ID]: { kind: 'llama', ...TINY_LLAMA },
   [BENCH_LLAMA_ID]: { kind: 'llama', ...BENCH_LLAMA },
+  [BENCH_LLAMA_152K_ID]: { kind: 'llama', ...BENCH_LLAMA_152K },
   [STARTER_SENTIMENT_ID]: { kind: 'starter', starter: 'sentiment' },
   [STARTER_TICKETS_ID]: { kind: 'starter', starter: 'tickets' },
 });

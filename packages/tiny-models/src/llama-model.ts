@@ -89,6 +89,13 @@ export const BENCH_LLAMA = Object.freeze({
   vocabSize: 32_000,
 }) satisfies Required<LlamaPreset>;
 
+/**
+ * {@link BENCH_LLAMA} with Qwen2.5's 151,936-row embedding and LM head: the large-vocabulary
+ * path (prefill logits, top-p, the LM head's share of a step) at a real size. About 320 MB;
+ * built on demand, never committed.
+ */
+export const BENCH_LLAMA_152K = Object.freeze({ ...BENCH_LLAMA, seed: 13, vocabSize: 151_936 }) satisfies Required<LlamaPreset>;
+
 /** The special tokens, after the bytes and merges, in this order. */
 export const LLAMA_SPECIAL_TOKENS = Object.freeze({ endOfText: '<|endoftext|>', imStart: '<|im_start|>', imEnd: '<|im_end|>' });
 

@@ -48,6 +48,19 @@ export interface SessionOptions {
    * would cost more than the step. @defaultValue true
    */
   thread?: boolean;
+  /**
+   * Let onnxruntime's intra-op threads spin while they wait for work (onnxruntime's own
+   * default). Off here by default: a worker runs several sessions next to an event loop that
+   * must stay responsive, and spinning threads take the cores they need (see `ortOptions`).
+   * @defaultValue false
+   */
+  spinning?: boolean;
+  /**
+   * With `thread`: the Unix nice value (0 to 19) of the session thread, which its
+   * onnxruntime threads inherit. Above 0, the event loop's thread wins the cores whenever it
+   * has work, so a long run on the thread (a big prefill) delays it less. @defaultValue 0
+   */
+  niceness?: number;
 }
 
 export interface Session {
@@ -57,8 +70,12 @@ export interface Session {
   readonly outputNames: readonly string[];
   /** Declared type and dimensions of every input, in `inputNames` order. */
   readonly inputInfo: readonly TensorInfo[];
-  /** Runs the graph. Outputs are copied out of onnxruntime's buffers, so they stay valid. */
-  run(feeds: Record<string, Tensor>, outputNames?: readonly string[]): Promise<Record<string, FloatTensor>>;
+  /**
+   * Runs the graph. Outputs are copied out of onnxruntime's buffers, so they stay valid.
+   * @param transfer - feeds the caller will not read again (a KV cache the outputs replace):
+   *   a session thread takes their buffers instead of copying them; they are then detached.
+   */
+  run(feeds: Record<string, Tensor>, outputNames?: readonly string[], transfer?: readonly string[]): Promise<Record<string, FloatTensor>>;
   release(): Promise<void>;
 }
 
@@ -80,35 +97,42 @@ export function availableDevices(): Device[] {
  * on 2 shared cores, three paired runs: single jobs' p95 during a 50-label zero-shot job
  * on another session 134 / 1,636 / 191 ms without spinning, 432 / 2,403 / 2,628 ms with it.
  * One session alone was no faster with it here (bench llama, 8 rows: 526-712 tokens/s
- * without, 153-315 with). So the threads sleep when idle.
+ * without, 153-315 with). So the threads sleep when idle unless a session asks (`spinning`).
  */
-function ortOptions(device: Device, intraOpThreads: number): ort.InferenceSession.SessionOptions {
+function ortOptions(device: Device, intraOpThreads: number, spinning = false): ort.InferenceSession.SessionOptions {
   return {
     executionProviders: device === 'cpu' ? ['cpu'] : [device],
     intraOpNumThreads: intraOpThreads,
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
-    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+    ...(spinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }),
   };
 }
 
-async function open(path: string, device: Device, intraOpThreads: number): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(path, ortOptions(device, intraOpThreads));
+async function open(path: string, device: Device, intraOpThreads: number, spinning: boolean): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(path, ortOptions(device, intraOpThreads, spinning));
 }
 
 export async function createSession(path: string, options: SessionOptions = {}): Promise<Session> {
-  const { device, intraOpThreads, onFallback, thread } = { device: 'cpu' as Device, intraOpThreads: 0, thread: true, ...options };
-  if (thread) return ThreadSession.open(path, device, intraOpThreads, onFallback);
+  const { device, intraOpThreads, onFallback, thread, spinning, niceness } = {
+    device: 'cpu' as Device,
+    intraOpThreads: 0,
+    thread: true,
+    spinning: false,
+    niceness: 0,
+    ...options,
+  };
+  if (thread) return ThreadSession.open(path, device, intraOpThreads, onFallback, spinning, niceness);
   let used: Device = device;
   let session: ort.InferenceSession;
   try {
-    session = await open(path, device, intraOpThreads);
+    session = await open(path, device, intraOpThreads, spinning);
   } catch (err) {
     if (device === 'cpu') throw err;
     onFallback?.(device, err instanceof Error ? err.message : String(err));
     used = 'cpu';
-    session = await open(path, 'cpu', intraOpThreads);
+    session = await open(path, 'cpu', intraOpThreads, spinning);
   }
   return new OrtSession(session, used);
 }
@@ -182,7 +206,14 @@ const THREAD_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const ort = require(workerData.ort);
 let session;
-async function open({ path, options }) {
+async function open({ path, options, niceness }) {
+  // Linux nice is per thread: this lowers the priority of this thread and of the threads
+  // onnxruntime starts from it, not of the event loop's thread.
+  if (niceness > 0) {
+    try {
+      require('node:os').setPriority(0, niceness);
+    } catch {}
+  }
   session = await ort.InferenceSession.create(path, options);
   return {
     inputNames: session.inputNames,
@@ -253,17 +284,24 @@ class ThreadSession implements Session {
     worker.unref();
   }
 
-  static async open(path: string, device: Device, threads: number, onFallback?: (requested: Device, reason: string) => void): Promise<ThreadSession> {
+  static async open(
+    path: string,
+    device: Device,
+    threads: number,
+    onFallback?: (requested: Device, reason: string) => void,
+    spinning = false,
+    niceness = 0,
+  ): Promise<ThreadSession> {
     const ortEntry = createRequire(import.meta.url).resolve('onnxruntime-node');
     const session = new ThreadSession(new Worker(THREAD_SOURCE, { eval: true, workerData: { ort: ortEntry } }));
     try {
       try {
-        session.info = (await session.call({ op: 'open', path, options: ortOptions(device, threads) })) as OpenedInfo;
+        session.info = (await session.call({ op: 'open', path, options: ortOptions(device, threads, spinning), niceness })) as OpenedInfo;
         session.used = device;
       } catch (err) {
         if (device === 'cpu') throw err;
         onFallback?.(device, err instanceof Error ? err.message : String(err));
-        session.info = (await session.call({ op: 'open', path, options: ortOptions('cpu', threads) })) as OpenedInfo;
+        session.info = (await session.call({ op: 'open', path, options: ortOptions('cpu', threads, spinning), niceness })) as OpenedInfo;
       }
       return session;
     } catch (err) {
@@ -288,9 +326,15 @@ class ThreadSession implements Session {
     return this.info.inputInfo;
   }
 
-  async run(feeds: Record<string, Tensor>, outputNames?: readonly string[]): Promise<Record<string, FloatTensor>> {
-    // Structured clone copies the feeds' arrays: the caller keeps its own.
-    return (await this.call({ op: 'run', feeds, outputNames })) as Record<string, FloatTensor>;
+  async run(feeds: Record<string, Tensor>, outputNames?: readonly string[], transfer: readonly string[] = []): Promise<Record<string, FloatTensor>> {
+    // Structured clone copies the feeds' arrays (the caller keeps its own), except those the
+    // caller hands over: their buffers move to the thread.
+    const moved = new Set<ArrayBuffer>();
+    for (const name of transfer) {
+      const buffer = feeds[name]?.data.buffer;
+      if (buffer instanceof ArrayBuffer && buffer.byteLength > 0) moved.add(buffer);
+    }
+    return (await this.call({ op: 'run', feeds, outputNames }, [...moved])) as Record<string, FloatTensor>;
   }
 
   async release(): Promise<void> {
@@ -298,13 +342,13 @@ class ThreadSession implements Session {
     await this.worker.terminate();
   }
 
-  private call(message: Record<string, unknown>): Promise<unknown> {
+  private call(message: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<unknown> {
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.ref();
-      this.worker.postMessage({ ...message, id });
+      this.worker.postMessage({ ...message, id }, transfer);
     });
   }
 }

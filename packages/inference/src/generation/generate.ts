@@ -25,7 +25,10 @@ export interface StepModel {
 /** One request of a {@link generate} call; `start()` gives it one row. */
 export interface GenerateRow {
   config: GenerationConfig;
-  /** Tokens the processors see before the generated ones: the prompt, or the decoder start token. */
+  /**
+   * Tokens the processors see before the generated ones: the prompt, or the decoder start
+   * token. The text is decoded with them and their text cut off (Python's pipeline).
+   */
   context: readonly number[];
   /** Called with each new piece of final text. */
   onText?: (delta: string) => void;
@@ -40,10 +43,17 @@ export interface GeneratedSequence {
   /** The text of `tokens` (special tokens skipped), cut before the first stop string. */
   text: string;
   finishReason: FinishReason;
+  /**
+   * With `numReturnSequences` > 1: every returned sequence, this one first (beam search:
+   * best first; sampling: in sample order).
+   */
+  sequences?: GeneratedSequence[];
 }
 
 interface Active {
   index: number;
+  /** Which of the request's samples this is (`numReturnSequences` when sampling). */
+  sample: number;
   row: GenerateRow;
   processors: LogitsProcessorList;
   /** Context then generated tokens (greedy / sampling). */
@@ -64,39 +74,60 @@ function withoutEos(tokens: readonly number[], eos: readonly number[]): readonly
  * Generates for every row until each is done. `model.start()` must give one row per
  * entry of `rows`, in order.
  *
- * @param decode - decodes generated ids (special tokens skipped), for text, stop strings and streaming.
+ * @param decode - decodes ids (special tokens skipped), for text, stop strings and streaming.
  */
 export async function generate(model: StepModel, rows: readonly GenerateRow[], decode: Decode): Promise<GeneratedSequence[]> {
-  const results: (GeneratedSequence | undefined)[] = rows.map(() => undefined);
+  const results: GeneratedSequence[][] = rows.map(() => []);
   const criteria = new StoppingCriteriaList();
-  let active: Active[] = rows.map((row, index) => ({
-    index,
-    row,
-    processors: buildLogitsProcessors(row.config),
-    all: [...row.context],
-    generated: [],
-    sampler: row.config.doSample ? new MultinomialSampler(row.config.seed) : new GreedySampler(),
-    stream: new TextStream((ids) => decode(withoutEos(ids, row.config.eosTokenId)), row.config.stop),
-    ...(row.config.numBeams > 1 ? { beams: new BeamSearch(row.config) } : {}),
-  }));
+  // A sampling request with numReturnSequences n is n rows, each with its own seeded sampler;
+  // they share the request's first logits row (model rows are repeated after the first step).
+  const firstRows: number[] = [];
+  let active: Active[] = rows.flatMap((row, index) => {
+    const samples = row.config.doSample ? row.config.numReturnSequences : 1;
+    return Array.from({ length: samples }, (_, sample): Active => {
+      firstRows.push(index);
+      return {
+        index,
+        sample,
+        row,
+        processors: buildLogitsProcessors(row.config),
+        all: [...row.context],
+        generated: [],
+        sampler: row.config.doSample ? new MultinomialSampler(sampleSeed(row.config.seed, sample)) : new GreedySampler(),
+        stream: new TextStream(decode, row.config.stop, row.context),
+        ...(row.config.numBeams > 1 ? { beams: new BeamSearch(row.config) } : {}),
+      };
+    });
+  });
   const finish = (a: Active, tokens: number[], reason: FinishReason): void => {
-    a.stream.update(tokens); // a no-op once a stop string froze the text
-    const delta = a.stream.delta(true);
-    if (delta) a.row.onText?.(delta);
-    results[a.index] = { tokens, text: a.stream.text, finishReason: reason };
+    const text = a.stream.finish(withoutEos(tokens, a.row.config.eosTokenId));
+    if (a.sample === 0) {
+      const delta = a.stream.delta();
+      if (delta) a.row.onText?.(delta);
+    }
+    results[a.index]![a.sample] = { tokens, text, finishReason: reason };
+  };
+  const finishBeams = (a: Active, search: BeamSearch): void => {
+    const { maxNewTokens, forcedEosTokenId, numReturnSequences, eosTokenId, stop } = a.row.config;
+    search.finished.slice(0, numReturnSequences).forEach((h, k) => {
+      const forced = h.tokens.length >= maxNewTokens && h.tokens.at(-1) === forcedEosTokenId;
+      if (k === 0) return finish(a, h.tokens, h.eos && !forced ? 'stop' : 'length');
+      const text = new TextStream(decode, stop, a.row.context).finish(withoutEos(h.tokens, eosTokenId));
+      results[a.index]![k] = { tokens: h.tokens, text, finishReason: h.eos && !forced ? 'stop' : 'length' };
+    });
   };
 
   let logits = await model.start();
-  // How many rows of `logits` each active request owns, in order.
+  // The first row of `logits` each active row (or beam search) owns, and how many it owns.
+  let firsts = firstRows;
   let spans = active.map(() => 1);
   for (;;) {
     // 1. Every request picks its next token(s); beam searches may finish here.
     const proposals: { a: Active; parents: number[]; tokens: number[] }[] = [];
     const sampled: Active[] = [];
-    let offset = 0;
+    const shared = firsts.length !== new Set(firsts).size;
     for (const [i, a] of active.entries()) {
-      const first = offset;
-      offset += spans[i] as number;
+      const first = firsts[i] as number;
       if (a.beams) {
         const search = a.beams;
         const logprobs = search.beams.map((beam, b) => {
@@ -106,21 +137,19 @@ export async function generate(model: StepModel, rows: readonly GenerateRow[], d
         });
         const parents = search.step(logprobs);
         if (search.done) {
-          const best = search.result();
-          const { maxNewTokens, forcedEosTokenId } = a.row.config;
-          const forced = best.tokens.length >= maxNewTokens && best.tokens.at(-1) === forcedEosTokenId;
-          finish(a, best.tokens, best.eos && !forced ? 'stop' : 'length');
+          finishBeams(a, search);
         } else {
           const tokens = search.beams.map((beam) => beam.tokens.at(-1) as number);
           proposals.push({ a, parents: parents.map((p) => first + p), tokens });
         }
       } else {
-        const row = logits[first] as Float32Array;
+        // Processors work in place: samples that share a row each get a copy.
+        const row = shared ? (logits[first] as Float32Array).slice() : (logits[first] as Float32Array);
         a.processors.apply(row, { tokens: a.all, generated: a.generated.length });
         const token = a.sampler.next(row);
         a.all.push(token);
         a.generated.push(token);
-        if (a.row.config.stop.length > 0 || a.row.onText) a.stream.update(a.generated);
+        if (a.row.config.stop.length > 0 || (a.row.onText && a.sample === 0)) a.stream.update(withoutEos(a.generated, a.row.config.eosTokenId));
         sampled.push(a);
         proposals.push({ a, parents: [first], tokens: [token] });
       }
@@ -133,7 +162,7 @@ export async function generate(model: StepModel, rows: readonly GenerateRow[], d
       if (reason !== undefined) {
         finish(a, a.generated, reason);
         done.add(a);
-      } else if (a.row.onText) {
+      } else if (a.row.onText && a.sample === 0) {
         const delta = a.stream.delta();
         if (delta) a.row.onText(delta);
       }
@@ -149,13 +178,26 @@ export async function generate(model: StepModel, rows: readonly GenerateRow[], d
     const going = proposals.filter((p) => !done.has(p.a));
     if (going.length === 0) break;
     const keep = going.flatMap((p) => p.parents);
-    if (keep.length !== offset || keep.some((r, i) => r !== i)) model.select(keep);
+    if (keep.length !== logits.length || keep.some((r, i) => r !== i)) model.select(keep);
     active = going.map((p) => p.a);
     spans = going.map((p) => p.parents.length);
+    firsts = [];
+    let offset = 0;
+    for (const span of spans) {
+      firsts.push(offset);
+      offset += span;
+    }
     logits = await model.next(going.flatMap((p) => p.tokens));
   }
-  return results.map((r, i) => {
-    if (!r) throw new Error(`row ${i} did not finish`);
-    return r;
+  return results.map((sequences, i) => {
+    const [best] = sequences;
+    if (!best || sequences.some((x) => x === undefined)) throw new Error(`row ${i} did not finish`);
+    return sequences.length > 1 ? { ...best, sequences } : best;
   });
+}
+
+/** The seed of sample `k` of a request: its own seed for the first, derived ones for the rest. */
+function sampleSeed(seed: number | undefined, k: number): number | undefined {
+  if (seed === undefined || k === 0) return seed;
+  return (Math.imul(seed ^ 0x9e3779b9, k + 1) + k) >>> 0;
 }

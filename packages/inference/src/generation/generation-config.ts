@@ -35,6 +35,12 @@ export interface GenerationConfig {
   /** Beam search with this many beams; 1 is greedy or sampling. @defaultValue 1 */
   numBeams: number;
   /**
+   * Sequences to return (Python's `num_return_sequences`, OpenAI's `n`): the best ones of a
+   * beam search (at most `numBeams`), or independent samples. Greedy decoding returns one.
+   * @defaultValue 1
+   */
+  numReturnSequences: number;
+  /**
    * Beam search: a finished hypothesis scores `sum(logprobs) / length ** lengthPenalty`
    * (length counts generated tokens, EOS included); > 0 favours longer outputs. @defaultValue 1
    */
@@ -55,8 +61,19 @@ export interface GenerationConfig {
   forcedEosTokenId: number | undefined;
   /** Strings that end generation; the text is cut before the first of them. @defaultValue [] */
   stop: string[];
+  /**
+   * Special tokens among the stop strings (`<|im_end|>`): decoding skips them, so they are
+   * matched as tokens, as Python's `StopStringCriteria` matches token strings. Set by the
+   * pipeline from its tokenizer. @defaultValue []
+   */
+  stopTokenIds: number[];
   /** Seed of this row's sampler: the same seed gives the same tokens in any batch. @defaultValue random */
   seed: number | undefined;
+  /**
+   * What was adjusted while merging, as Python `transformers` warns of it (a model
+   * `min_length` over the request's limit, ...): for the worker's log. @defaultValue []
+   */
+  warnings: string[];
 }
 
 /** Request-side generation parameters: any subset of {@link GenerationConfig}. */
@@ -79,6 +96,8 @@ export interface GenerationOptions {
   noRepeatNgramSize?: number;
   /** {@inheritDoc GenerationConfig.numBeams} */
   numBeams?: number;
+  /** {@inheritDoc GenerationConfig.numReturnSequences} */
+  numReturnSequences?: number;
   /** {@inheritDoc GenerationConfig.lengthPenalty} */
   lengthPenalty?: number;
   /** {@inheritDoc GenerationConfig.earlyStopping} */
@@ -116,6 +135,8 @@ export interface ModelGenerationDefaults extends GenerationOptions {
 export const GENERATION_LIMITS = Object.freeze({
   /** Most beams. */
   maxBeams: 16,
+  /** Most sequences returned per request. */
+  maxReturnSequences: 16,
   /** Most stop strings. */
   maxStopStrings: 16,
   /** Longest stop string, in characters. */
@@ -133,6 +154,7 @@ export const GENERATION_DEFAULTS = Object.freeze({
   repetitionPenalty: 1,
   noRepeatNgramSize: 0,
   numBeams: 1,
+  numReturnSequences: 1,
   lengthPenalty: 1,
   earlyStopping: false as boolean | 'never',
 });
@@ -150,6 +172,7 @@ const HF_KEYS: Record<string, keyof ModelGenerationDefaults> = {
   repetition_penalty: 'repetitionPenalty',
   no_repeat_ngram_size: 'noRepeatNgramSize',
   num_beams: 'numBeams',
+  num_return_sequences: 'numReturnSequences',
   length_penalty: 'lengthPenalty',
   early_stopping: 'earlyStopping',
   eos_token_id: 'eosTokenId',
@@ -202,6 +225,9 @@ export function resolveGenerationConfig(
   startLength: number,
 ): GenerationConfig {
   const { maxLength, minLength, decoderStartTokenId: _d, bosTokenId: _b, ...modelOptions } = model;
+  // Python's `_prepare_generated_length`: `max_new_tokens` (the request's, else the model's)
+  // wins over `max_length`, and `min_new_tokens` over `min_length`; both `*_length` count
+  // from the start of the sequence.
   const fromLengths: GenerationOptions = {};
   if (modelOptions.maxNewTokens === undefined && maxLength !== undefined) {
     fromLengths.maxNewTokens = Math.max(1, maxLength - startLength);
@@ -212,9 +238,21 @@ export function resolveGenerationConfig(
   const merged = { ...GENERATION_DEFAULTS, ...defined(fromLengths), ...defined(modelOptions), ...defined(request) };
   const eos = merged.eosTokenId === undefined ? [] : Array.isArray(merged.eosTokenId) ? [...merged.eosTokenId] : [merged.eosTokenId];
   const stop = merged.stop === undefined ? [] : Array.isArray(merged.stop) ? [...merged.stop] : [merged.stop];
+  const warnings: string[] = [];
+  let minNewTokens = merged.minNewTokens;
+  // A minimum the request did not set (the model's `min_length`, say distilbart-cnn's 56)
+  // above the maximum is unfeasible: Python warns and generates up to the maximum, EOS
+  // suppressed all along. A request that contradicts itself is still refused below.
+  if (request.minNewTokens === undefined && isInt(minNewTokens) && isInt(merged.maxNewTokens) && minNewTokens > merged.maxNewTokens) {
+    warnings.push(
+      `Unfeasible length constraints: the model's minimum of ${minNewTokens} new tokens is over maxNewTokens (${merged.maxNewTokens}); ` +
+        'generation stops at maxNewTokens',
+    );
+    minNewTokens = merged.maxNewTokens;
+  }
   const config: GenerationConfig = {
     maxNewTokens: merged.maxNewTokens,
-    minNewTokens: merged.minNewTokens,
+    minNewTokens,
     doSample: merged.doSample,
     temperature: merged.temperature,
     topK: merged.topK,
@@ -222,6 +260,7 @@ export function resolveGenerationConfig(
     repetitionPenalty: merged.repetitionPenalty,
     noRepeatNgramSize: merged.noRepeatNgramSize,
     numBeams: merged.numBeams,
+    numReturnSequences: merged.numReturnSequences,
     lengthPenalty: merged.lengthPenalty,
     earlyStopping: merged.earlyStopping,
     eosTokenId: eos,
@@ -229,12 +268,22 @@ export function resolveGenerationConfig(
     forcedBosTokenId: merged.forcedBosTokenId,
     forcedEosTokenId: merged.forcedEosTokenId,
     stop,
+    stopTokenIds: [],
     seed: merged.seed,
+    warnings,
   };
   // temperature 0 means greedy, as in transformers.js and most serving APIs.
   if (config.temperature === 0) config.doSample = false;
   validateGenerationConfig(config);
   return config;
+}
+
+/**
+ * Draws a seed for a sampling row that has none, so that a retry of its batch samples the
+ * same tokens (and the text it already streamed is not sent again with a different end).
+ */
+export function fixSeed(config: GenerationConfig): void {
+  if (config.doSample && config.seed === undefined) config.seed = Math.floor(Math.random() * 0x100000000);
 }
 
 /** Throws an Error naming the first parameter that is out of range. */
@@ -259,6 +308,13 @@ export function validateGenerationConfig(c: GenerationConfig): void {
     fail(`numBeams must be an integer from 1 to ${GENERATION_LIMITS.maxBeams}, got ${c.numBeams}`);
   }
   if (c.numBeams > 1 && c.doSample) fail('beam sampling (numBeams > 1 with doSample) is not supported');
+  if (!isInt(c.numReturnSequences) || c.numReturnSequences < 1 || c.numReturnSequences > GENERATION_LIMITS.maxReturnSequences) {
+    fail(`numReturnSequences must be an integer from 1 to ${GENERATION_LIMITS.maxReturnSequences}, got ${c.numReturnSequences}`);
+  }
+  // Python: "num_return_sequences has to be smaller or equal to num_beams", and greedy
+  // decoding (one deterministic answer) can't return more than one.
+  if (c.numBeams > 1 && c.numReturnSequences > c.numBeams) fail(`numReturnSequences (${c.numReturnSequences}) must be <= numBeams (${c.numBeams})`);
+  if (c.numBeams === 1 && !c.doSample && c.numReturnSequences > 1) fail('numReturnSequences > 1 needs sampling (doSample) or beam search (numBeams > 1)');
   if (typeof c.lengthPenalty !== 'number' || !Number.isFinite(c.lengthPenalty)) fail(`lengthPenalty must be a finite number, got ${c.lengthPenalty}`);
   if (c.earlyStopping !== true && c.earlyStopping !== false && c.earlyStopping !== 'never') {
     fail(`earlyStopping must be true, false or 'never', got ${String(c.earlyStopping)}`);

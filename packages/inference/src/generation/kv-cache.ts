@@ -82,9 +82,9 @@ export class KvCache {
     return out;
   }
 
-  /** Keeps rows `rows` of every past (may repeat, for beams). */
-  select(rows: readonly number[]): void {
-    for (const [name, t] of this.entries) this.entries.set(name, selectRows(t, rows));
+  /** Keeps rows `rows` (may repeat, for beams) of every past `which` accepts (all by default). */
+  select(rows: readonly number[], which: (pastName: string) => boolean = () => true): void {
+    for (const [name, t] of this.entries) if (which(name)) this.entries.set(name, selectRows(t, rows));
   }
 
   /** Drops the first `count` positions (axis 2) of the pasts `which` accepts. */

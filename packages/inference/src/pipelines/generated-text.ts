@@ -15,6 +15,11 @@ export interface GeneratedText {
   inputTokens: number;
   /** Tokens generated: `tokenIds.length`. */
   outputTokens: number;
+  /**
+   * With `numReturnSequences` > 1: every returned sequence, this one first (beam search:
+   * best first). `outputTokens` above counts the first only.
+   */
+  sequences?: Omit<GeneratedText, 'inputTokens' | 'sequences'>[];
 }
 
 /** Options of a generation pipeline's `run`. */

@@ -8,8 +8,10 @@
  * request synchronously; {@link SummarizationPipeline.run} summarizes a batch of them.
  */
 import { createSession, type Session } from '../backend/onnx.js';
-import { generate } from '../generation/generate.js';
+import { generate, type GeneratedSequence } from '../generation/generate.js';
+import { StreamOnce } from '../generation/stream-once.js';
 import {
+  fixSeed,
   modelGenerationDefaults,
   resolveGenerationConfig,
   type GenerationConfig,
@@ -40,6 +42,8 @@ export interface SummarizationPrepared {
   readonly onToken?: (textDelta: string) => void;
   /** Stops this request's generation at the next step (its job's time limit); set by the caller after `prepare`. */
   readonly signal?: AbortSignal;
+  /** `onToken` behind a guard, so a retried batch never streams a token twice. */
+  readonly stream?: StreamOnce;
 }
 
 function num(config: ModelConfig, key: string): number | undefined {
@@ -52,6 +56,8 @@ export class SummarizationPipeline {
   readonly defaults: ModelGenerationDefaults;
   /** The decoder's first token. */
   readonly decoderStartTokenId: number;
+  /** Put before every input (`task_specific_params.summarization.prefix`, T5's `summarize: `). */
+  readonly prefix: string;
   private readonly shapes: Map<string, PastShape>;
 
   private constructor(
@@ -61,7 +67,12 @@ export class SummarizationPipeline {
     readonly decoder: Session,
     generationConfig: Record<string, unknown> | undefined,
   ) {
-    this.defaults = modelGenerationDefaults(config, generationConfig);
+    // Python's pipeline applies `task_specific_params.summarization` over the generation
+    // config (T5: `summarize: ` prefix, num_beams 4, min_length 30, ...).
+    const taskParams = (config.task_specific_params as Record<string, Record<string, unknown> | undefined> | undefined)?.summarization ?? {};
+    const { prefix, ...taskGeneration } = taskParams;
+    this.defaults = { ...modelGenerationDefaults(config, generationConfig), ...modelGenerationDefaults(taskGeneration, undefined) };
+    this.prefix = typeof prefix === 'string' ? prefix : typeof config.prefix === 'string' ? config.prefix : '';
     const start = this.defaults.decoderStartTokenId ?? this.defaults.bosTokenId;
     if (start === undefined) throw new Error('config.json has no decoder_start_token_id (nor bos_token_id)');
     this.decoderStartTokenId = start;
@@ -78,7 +89,9 @@ export class SummarizationPipeline {
     const config = await readModelConfig(dir);
     const [tokenizer, encoder, decoder, generationConfig] = await Promise.all([
       TextTokenizer.load(dir, config.max_position_embeddings),
-      onnxFile(dir, 'encoder_model', options.variant).then((file) => createSession(file, { thread: false, ...options })),
+      // The encoder runs once per batch, on a thread (the event loop stays free): its inputs
+      // are token ids, its states come back without a copy.
+      onnxFile(dir, 'encoder_model', options.variant).then((file) => createSession(file, { thread: true, ...options })),
       onnxFile(dir, 'decoder_model_merged', options.variant).then((file) => createSession(file, { thread: false, ...options })),
       readGenerationConfig(dir),
     ]);
@@ -89,7 +102,7 @@ export class SummarizationPipeline {
   prepare(request: SummarizationRequest): SummarizationPrepared {
     const { text, onToken, ...options } = request;
     if (typeof text !== 'string' || text.length === 0) throw new Error('text must be a non-empty string');
-    const inputIds = this.tokenizer.encode(text).ids;
+    const inputIds = this.tokenizer.encode(this.prefix + text).ids;
     const config = resolveGenerationConfig(
       { ...this.defaults, padTokenId: this.defaults.padTokenId ?? this.tokenizer.padId },
       options,
@@ -99,12 +112,14 @@ export class SummarizationPipeline {
     if (maxPositions !== undefined && config.maxNewTokens + 1 > maxPositions) {
       throw new Error(`maxNewTokens (${config.maxNewTokens}) is over the decoder's ${maxPositions - 1} positions`);
     }
-    return { inputIds, config, ...(onToken ? { onToken } : {}) };
+    fixSeed(config);
+    return { inputIds, config, ...(onToken ? { onToken, stream: new StreamOnce(onToken) } : {}) };
   }
 
   /** Tokens a request may occupy: its input plus every token it may generate, per beam. */
   cost(prepared: SummarizationPrepared): number {
-    return prepared.inputIds.length + prepared.config.maxNewTokens * prepared.config.numBeams;
+    const { numBeams, doSample, numReturnSequences } = prepared.config;
+    return prepared.inputIds.length + prepared.config.maxNewTokens * (doSample ? numReturnSequences : numBeams);
   }
 
   /** Beam search requests batch only with each other (same beam count). */
@@ -124,22 +139,24 @@ export class SummarizationPipeline {
       this.shapes,
     );
     const rows = batch.map((p, i) => {
+      const toRequest = p.stream?.attempt();
       const onText =
-        p.onToken || options.onToken
+        toRequest || options.onToken
           ? (delta: string) => {
-              p.onToken?.(delta);
+              toRequest?.(delta);
               options.onToken?.(i, delta);
             }
           : undefined;
       return { config: p.config, context: [this.decoderStartTokenId], ...(onText ? { onText } : {}), ...(p.signal ? { signal: p.signal } : {}) };
     });
-    const sequences = await generate(model, rows, (ids) => this.tokenizer.decode([...ids]));
+    // Python's summarization pipeline decodes with clean_up_tokenization_spaces=False,
+    // whatever the tokenizer_config says.
+    const sequences = await generate(model, rows, (ids) => this.tokenizer.decode([...ids], true, false));
+    const one = (x: GeneratedSequence) => ({ text: x.text, tokenIds: x.tokens, finishReason: x.finishReason, outputTokens: x.tokens.length });
     return sequences.map((s, i) => ({
-      text: s.text,
-      tokenIds: s.tokens,
-      finishReason: s.finishReason,
+      ...one(s),
       inputTokens: (batch[i] as SummarizationPrepared).inputIds.length,
-      outputTokens: s.tokens.length,
+      ...(s.sequences ? { sequences: s.sequences.map(one) } : {}),
     }));
   }
 

@@ -9,8 +9,10 @@
  */
 import { createSession, type Session } from '../backend/onnx.js';
 import { checkChatMessages, renderChat, type ChatMessage } from '../chat-template.js';
-import { generate } from '../generation/generate.js';
+import { generate, type GeneratedSequence } from '../generation/generate.js';
+import { StreamOnce } from '../generation/stream-once.js';
 import {
+  fixSeed,
   modelGenerationDefaults,
   resolveGenerationConfig,
   type GenerationConfig,
@@ -18,12 +20,24 @@ import {
   type ModelGenerationDefaults,
 } from '../generation/generation-config.js';
 import { firstOnnxFile, readGenerationConfig, readModelConfig, type ModelConfig } from '../model-folder.js';
-import { CausalLmBatch } from '../models/causal-lm-batch.js';
+import { CausalLmBatch, type CausalLmBatchOptions } from '../models/causal-lm-batch.js';
 import { pastShapes, type PastShape } from '../models/past-shapes.js';
 import { TextTokenizer } from '../text-tokenizer.js';
 import type { GeneratedText, GenerationRunOptions } from './generated-text.js';
 import { checkPromptTokens } from './input-limits.js';
 import type { PipelineLoadOptions } from './text-classification.js';
+
+/** Options of {@link TextGenerationPipeline.load}. */
+export interface TextGenerationLoadOptions extends PipelineLoadOptions {
+  /** {@inheritDoc CausalLmBatchOptions.prefillLogitsBytes} */
+  prefillLogitsBytes?: number;
+  /**
+   * Prefill on a second session of the model on a worker thread, so the event loop stays
+   * free during a big prompt batch (the cost: the weights are loaded twice). Decoding steps
+   * run on the caller's thread. @defaultValue true
+   */
+  prefillThread?: boolean;
+}
 
 /** One text-generation request. */
 export interface TextGenerationRequest extends GenerationOptions {
@@ -49,11 +63,23 @@ export interface TextGenerationPrepared {
   readonly onToken?: (textDelta: string) => void;
   /** Stops this request's generation at the next step (its job's time limit); set by the caller after `prepare`. */
   readonly signal?: AbortSignal;
+  /** `onToken` behind a guard, so a retried batch never streams a token twice. */
+  readonly stream?: StreamOnce;
 }
 
 function num(config: ModelConfig, key: string): number | undefined {
   const v = config[key];
   return typeof v === 'number' ? v : undefined;
+}
+
+/** Ids of the stop strings that are special tokens of the tokenizer (`added_tokens_decoder`). */
+function specialTokenIds(tokenizer: TextTokenizer, stop: readonly string[]): number[] {
+  const added = (tokenizer.config.added_tokens_decoder ?? {}) as Record<string, { content?: string; special?: boolean }>;
+  const ids: number[] = [];
+  for (const [id, token] of Object.entries(added)) {
+    if (token.special && token.content !== undefined && stop.includes(token.content)) ids.push(Number(id));
+  }
+  return ids;
 }
 
 export class TextGenerationPipeline {
@@ -68,6 +94,7 @@ export class TextGenerationPipeline {
     readonly tokenizer: TextTokenizer,
     readonly session: Session,
     generationConfig: Record<string, unknown> | undefined,
+    private readonly batchOptions: CausalLmBatchOptions = {},
   ) {
     this.defaults = modelGenerationDefaults(config, generationConfig);
     this.maxPositions = num(config, 'max_position_embeddings') ?? tokenizer.maxLength;
@@ -83,14 +110,28 @@ export class TextGenerationPipeline {
    * Loads `onnx/model.onnx` (or `onnx/decoder_model_merged.onnx`, older exports), the
    * tokenizer, `config.json` and `generation_config.json` from a model folder.
    */
-  static async load(dir: string, options: PipelineLoadOptions = {}): Promise<TextGenerationPipeline> {
+  static async load(dir: string, options: TextGenerationLoadOptions = {}): Promise<TextGenerationPipeline> {
     const config = await readModelConfig(dir);
-    const [tokenizer, session, generationConfig] = await Promise.all([
+    const { prefillLogitsBytes, prefillThread = true, ...sessionOptions } = options;
+    const file = await firstOnnxFile(dir, ['model', 'decoder_model_merged'], options.variant);
+    const [tokenizer, session, prefillSession, generationConfig] = await Promise.all([
       TextTokenizer.load(dir),
-      firstOnnxFile(dir, ['model', 'decoder_model_merged'], options.variant).then((file) => createSession(file, { thread: false, ...options })),
+      createSession(file, { ...sessionOptions, thread: false }),
+      // No spin-waiting and a lower priority: the event loop's thread gets a core when it needs one.
+      prefillThread ? createSession(file, { ...sessionOptions, thread: true, spinning: false, niceness: 10 }) : undefined,
       readGenerationConfig(dir),
     ]);
-    return new TextGenerationPipeline(config, tokenizer, session, generationConfig);
+    const vocabSize = num(config, 'vocab_size');
+    return new TextGenerationPipeline(config, tokenizer, session, generationConfig, {
+      ...(vocabSize !== undefined ? { vocabSize } : {}),
+      ...(prefillLogitsBytes !== undefined ? { prefillLogitsBytes } : {}),
+      ...(prefillSession ? { prefillSession } : {}),
+    });
+  }
+
+  /** The session the prefill runs on, on its worker thread; undefined with `prefillThread: false` (then `session`). */
+  get prefillSession(): Session | undefined {
+    return this.batchOptions.prefillSession;
   }
 
   /** Validates and tokenizes one request. Throws an Error with a clear message on bad input. */
@@ -101,7 +142,9 @@ export class TextGenerationPipeline {
     if (typeof input === 'string') {
       if (input.length === 0) throw new Error('input must be a non-empty prompt or chat');
       promptText = input;
-      addSpecialTokens = Boolean(this.tokenizer.config.add_bos_token || this.tokenizer.config.add_eos_token);
+      // Python's add_special_tokens=True: what the tokenizer.json post-processor adds (a
+      // Llama-2 or Llama-3 BOS), whatever tokenizer_config's add_bos_token says or omits.
+      addSpecialTokens = true;
     } else {
       checkChatMessages(input);
       const template = this.tokenizer.chatTemplate;
@@ -112,6 +155,7 @@ export class TextGenerationPipeline {
         if (value !== undefined) specialTokens[key] = value;
       }
       promptText = renderChat(template, input, { addGenerationPrompt: true, specialTokens });
+      // The template writes its own BOS: no second one (Python's apply_chat_template).
       addSpecialTokens = false;
     }
     if (maxPromptTokens !== undefined) checkPromptTokens(this.tokenizer, promptText, addSpecialTokens, maxPromptTokens);
@@ -122,17 +166,20 @@ export class TextGenerationPipeline {
       options,
       promptIds.length,
     );
+    config.stopTokenIds = specialTokenIds(this.tokenizer, config.stop);
     if (promptIds.length + config.maxNewTokens > this.maxPositions) {
       throw new Error(
         `The prompt (${promptIds.length} tokens) plus maxNewTokens (${config.maxNewTokens}) is over the model's context of ${this.maxPositions} tokens`,
       );
     }
-    return { promptIds, promptText, config, returnFullText, ...(onToken ? { onToken } : {}) };
+    fixSeed(config);
+    return { promptIds, promptText, config, returnFullText, ...(onToken ? { onToken, stream: new StreamOnce(onToken) } : {}) };
   }
 
   /** Tokens a request may occupy: its prompt plus every token it may generate, per beam. */
   cost(prepared: TextGenerationPrepared): number {
-    return (prepared.promptIds.length + prepared.config.maxNewTokens) * prepared.config.numBeams;
+    const { numBeams, doSample, numReturnSequences } = prepared.config;
+    return (prepared.promptIds.length + prepared.config.maxNewTokens) * (doSample ? numReturnSequences : numBeams);
   }
 
   /** Beam search requests batch only with each other (same beam count). */
@@ -143,12 +190,13 @@ export class TextGenerationPipeline {
   /** Generates for a batch of prepared requests; one output per request, in order. */
   async run(batch: readonly TextGenerationPrepared[], options: GenerationRunOptions = {}): Promise<GeneratedText[]> {
     if (batch.length === 0) return [];
-    const model = new CausalLmBatch(this.session, batch.map((p) => p.promptIds), this.tokenizer.padId, this.shapes);
+    const model = new CausalLmBatch(this.session, batch.map((p) => p.promptIds), this.tokenizer.padId, this.shapes, this.batchOptions);
     const rows = batch.map((p, i) => {
+      const toRequest = p.stream?.attempt();
       const onText =
-        p.onToken || options.onToken
+        toRequest || options.onToken
           ? (delta: string) => {
-              p.onToken?.(delta);
+              toRequest?.(delta);
               options.onToken?.(i, delta);
             }
           : undefined;
@@ -157,13 +205,13 @@ export class TextGenerationPipeline {
     const sequences = await generate(model, rows, (ids) => this.tokenizer.decode([...ids]));
     return sequences.map((s, i) => {
       const p = batch[i] as TextGenerationPrepared;
-      return {
-        text: p.returnFullText ? p.promptText + s.text : s.text,
-        tokenIds: s.tokens,
-        finishReason: s.finishReason,
-        inputTokens: p.promptIds.length,
-        outputTokens: s.tokens.length,
-      };
+      const one = (x: GeneratedSequence) => ({
+        text: p.returnFullText ? p.promptText + x.text : x.text,
+        tokenIds: x.tokens,
+        finishReason: x.finishReason,
+        outputTokens: x.tokens.length,
+      });
+      return { ...one(s), inputTokens: p.promptIds.length, ...(s.sequences ? { sequences: s.sequences.map(one) } : {}) };
     });
   }
 
@@ -173,6 +221,6 @@ export class TextGenerationPipeline {
   }
 
   async release(): Promise<void> {
-    await this.session.release();
+    await Promise.all([this.session.release(), this.batchOptions.prefillSession?.release()]);
   }
 }
