@@ -95,6 +95,7 @@ export const app = fp<AppOptions>(
         'zero-shot-classification': config.DEFAULT_MODEL_ZERO_SHOT,
         summarization: config.DEFAULT_MODEL_SUMMARIZATION,
         generation: config.DEFAULT_MODEL_GENERATION,
+        embedding: config.DEFAULT_MODEL_EMBEDDING,
       },
     });
 

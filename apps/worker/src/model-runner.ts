@@ -2,6 +2,8 @@ import type { Logger } from 'pino';
 import { tasksForConfig, type ChatMessage, type ErrorCode, type GenerationResult, type JobResult, type TaskName } from '@inferq/contracts';
 import {
   BatchScheduler,
+  EmbeddingPipeline,
+  embeddingToBase64,
   SummarizationPipeline,
   TextClassificationPipeline,
   TextGenerationPipeline,
@@ -10,6 +12,9 @@ import {
   readModelConfig,
   topK,
   type BatchStats,
+  type EmbeddingOutput,
+  type EmbeddingPrepared,
+  type PoolingMode,
   type Encoded,
   type GeneratedText,
   type GenerationOptions,
@@ -194,6 +199,32 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
             }),
           );
           return generationResult(await batches.submit(prepared, { priority }));
+        },
+        close: async () => (await batches.close(), await pipeline.release()),
+      };
+    },
+    async embedding() {
+      const pipeline = await EmbeddingPipeline.load(dir, loadOptions);
+      const batches = scheduler<EmbeddingPrepared, EmbeddingOutput>('embedding', (b) => pipeline.run(b), (p) => pipeline.cost(p));
+      return {
+        device: pipeline.session.device,
+        async run(input, p, { priority }) {
+          const prepared = validated(() =>
+            pipeline.prepare({
+              text: input as string,
+              pooling: p.pooling as PoolingMode | undefined,
+              normalize: p.normalize as boolean | undefined,
+              dimensions: p.dimensions as number | undefined,
+              promptName: p.prompt_name as string | undefined,
+              prompt: p.prompt as string | undefined,
+            }),
+          );
+          const { embedding, inputTokens } = await batches.submit(prepared, { priority });
+          return {
+            embedding: p.encoding === 'base64' ? embeddingToBase64(embedding) : Array.from(embedding),
+            dimensions: embedding.length,
+            usage: { input_tokens: inputTokens },
+          };
         },
         close: async () => (await batches.close(), await pipeline.release()),
       };

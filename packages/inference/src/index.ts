@@ -16,6 +16,7 @@ export * from './models/causal-lm-batch.js';
 export * from './models/past-shapes.js';
 export * from './models/seq2seq-lm-batch.js';
 export * from './padding.js';
+export * from './pipelines/embedding.js';
 export * from './pipelines/generated-text.js';
 export * from './pipelines/load-pipeline.js';
 export * from './pipelines/summarization.js';

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { buildBart, TINY_BART, type BartPreset } from './bart-model.js';
 import { BENCH_CLASSIFIER, buildBertClassifier, TINY_CLASSIFIER, TINY_NLI, type BertClassifierPreset } from './bert-classifier.js';
 import { BENCH_LLAMA, buildLlama, TINY_LLAMA, type LlamaPreset } from './llama-model.js';
+import { buildSentenceTransformer, TINY_EMBEDDINGS, TINY_EMBEDDINGS_CLS, type SentenceTransformerPreset } from './sentence-transformer.js';
 import { buildStarterModel, type StarterModelPreset } from './starter-models.js';
 
 /** Id of the tiny classifier that tests use. */
@@ -26,6 +27,10 @@ export const BENCH_LLAMA_ID = 'inferq/bench-llama';
 export const STARTER_SENTIMENT_ID = 'inferq/starter-sentiment';
 /** Id of the starter ticket classifier (billing, login and account, bug, ...): a keyword table. */
 export const STARTER_TICKETS_ID = 'inferq/starter-tickets';
+/** Id of the tiny sentence-transformers model, mean pooling (embeddings). */
+export const TINY_EMBEDDINGS_ID = 'inferq/tiny-embeddings';
+/** Id of the tiny sentence-transformers model, CLS pooling. */
+export const TINY_EMBEDDINGS_CLS_ID = 'inferq/tiny-embeddings-cls';
 
 /**
  * What to build: a BERT classifier preset (`kind` left out or `bert-classifier`, as
@@ -36,7 +41,8 @@ export type ModelSpec =
   | (BertClassifierPreset & { kind?: 'bert-classifier' })
   | (BartPreset & { kind: 'bart' })
   | (LlamaPreset & { kind: 'llama' })
-  | (StarterModelPreset & { kind: 'starter' });
+  | (StarterModelPreset & { kind: 'starter' })
+  | (SentenceTransformerPreset & { kind: 'sentence-transformer' });
 
 /** The models this package builds by default, by model id. */
 export const DEFAULT_MODELS: Readonly<Record<string, ModelSpec>> = Object.freeze({
@@ -48,6 +54,8 @@ export const DEFAULT_MODELS: Readonly<Record<string, ModelSpec>> = Object.freeze
   [BENCH_LLAMA_ID]: { kind: 'llama', ...BENCH_LLAMA },
   [STARTER_SENTIMENT_ID]: { kind: 'starter', starter: 'sentiment' },
   [STARTER_TICKETS_ID]: { kind: 'starter', starter: 'tickets' },
+  [TINY_EMBEDDINGS_ID]: { kind: 'sentence-transformer', ...TINY_EMBEDDINGS },
+  [TINY_EMBEDDINGS_CLS_ID]: { kind: 'sentence-transformer', ...TINY_EMBEDDINGS_CLS },
 });
 
 /** The file whose presence means a model folder is complete (the last one a build writes). */
@@ -68,6 +76,10 @@ export async function buildModel(dir: string, spec: ModelSpec): Promise<void> {
     }
     case 'starter':
       return buildStarterModel({ starter: spec.starter, dir });
+    case 'sentence-transformer': {
+      const { kind: _kind, ...preset } = spec;
+      return buildSentenceTransformer({ ...preset, dir });
+    }
     default: {
       const { kind: _kind, ...preset } = spec;
       return buildBertClassifier({ ...preset, dir });

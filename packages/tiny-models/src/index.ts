@@ -7,6 +7,7 @@ export * from './llama-model.js';
 export * from './model-layers.js';
 export * from './onnx-graph.js';
 export * from './rng.js';
+export * from './sentence-transformer.js';
 export * from './sentiment-training.js';
 export * from './starter-models.js';
 export * from './wordpiece-tokenizer.js';
