@@ -27,6 +27,8 @@ export const BENCH_LLAMA_ID = 'inferq/bench-llama';
 export const STARTER_SENTIMENT_ID = 'inferq/starter-sentiment';
 /** Id of the starter ticket classifier (billing, login and account, bug, ...): a keyword table. */
 export const STARTER_TICKETS_ID = 'inferq/starter-tickets';
+/** Id of the starter embedding model: trained word vectors, mean-pooled (sensible sentence vectors offline). */
+export const STARTER_EMBEDDINGS_ID = 'inferq/starter-embeddings';
 /** Id of the tiny sentence-transformers model, mean pooling (embeddings). */
 export const TINY_EMBEDDINGS_ID = 'inferq/tiny-embeddings';
 /** Id of the tiny sentence-transformers model, CLS pooling. */
@@ -54,6 +56,7 @@ export const DEFAULT_MODELS: Readonly<Record<string, ModelSpec>> = Object.freeze
   [BENCH_LLAMA_ID]: { kind: 'llama', ...BENCH_LLAMA },
   [STARTER_SENTIMENT_ID]: { kind: 'starter', starter: 'sentiment' },
   [STARTER_TICKETS_ID]: { kind: 'starter', starter: 'tickets' },
+  [STARTER_EMBEDDINGS_ID]: { kind: 'starter', starter: 'embeddings' },
   [TINY_EMBEDDINGS_ID]: { kind: 'sentence-transformer', ...TINY_EMBEDDINGS },
   [TINY_EMBEDDINGS_CLS_ID]: { kind: 'sentence-transformer', ...TINY_EMBEDDINGS_CLS },
 });
