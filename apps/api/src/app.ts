@@ -18,6 +18,7 @@ import { modelCatalogPlugin } from './plugins/model-catalog.js';
 import { queuesPlugin } from './plugins/queues.js';
 import { batchesPlugin } from './plugins/batches.js';
 import { batchRoutes } from './routes/batches.js';
+import { clusterRoutes } from './routes/clusters.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import { ticketRoutes } from './routes/tickets.js';
@@ -79,6 +80,7 @@ export const app = fp<AppOptions>(
           { name: 'jobs', description: 'Single inference jobs' },
           { name: 'batches', description: 'Bulk batches: many inputs, results as JSONL' },
           { name: 'tickets', description: 'Support ticket triage: issue and summary' },
+          { name: 'clusters', description: 'Common issues: embeddings of many texts, clustered' },
           { name: 'models', description: 'Models in the models folder' },
           { name: 'health', description: 'Liveness and readiness' },
         ],
@@ -105,6 +107,7 @@ export const app = fp<AppOptions>(
     await fastify.register(ticketRoutes);
     await fastify.register(jobEventRoutes);
     await fastify.register(batchRoutes);
+    await fastify.register(clusterRoutes);
   },
   { name: 'inferq-api' },
 );

@@ -7,6 +7,7 @@ import { loadWorkerConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { WorkerMetrics, portOf, serveMetrics } from './metrics.js';
 import { BatchFinalizer } from './batch-finalizer.js';
+import { ClusterWorker } from './cluster-worker.js';
 import { ModelWorker } from './model-worker.js';
 import { startTicketWorker } from './ticket-worker.js';
 import { WebhookOutbox } from './webhook-outbox.js';
@@ -24,6 +25,7 @@ const outbox = new WebhookOutbox(
   logger,
 );
 let finalizer: BatchFinalizer | undefined;
+let clusterWorker: ClusterWorker | undefined;
 let sender: WebhookSender | undefined;
 let tickets: ReturnType<typeof startTicketWorker> | undefined;
 
@@ -36,6 +38,7 @@ closeWithGrace({ delay: 30_000, logger }, async ({ signal, err }) => {
   await Promise.all(workers.map((w) => w.close()));
   await tickets?.close();
   await finalizer?.close();
+  await clusterWorker?.close();
   await sender?.close();
   await outbox.close();
   await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
@@ -51,6 +54,7 @@ for (const modelId of config.models) {
 }
 tickets = startTicketWorker(config, logger);
 finalizer = await BatchFinalizer.start({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX }, outbox, logger);
+clusterWorker = await ClusterWorker.start({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX }, logger);
 if (config.WEBHOOK_SECRET) {
   sender = await WebhookSender.start(
     {

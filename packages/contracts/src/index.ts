@@ -4,6 +4,7 @@ export * from './models.js';
 export * from './tasks.js';
 export * from './model-config.js';
 export * from './batches.js';
+export * from './clusters.js';
 export * from './webhooks.js';
 export * from './task-parameters.js';
 export * from './tickets.js';

@@ -31,9 +31,17 @@ export interface BatchService {
    * `in_progress`. Resolves with the record and whether it was created, or (same id, an
    * idempotent repeat) the existing one, the staging then discarded.
    */
-  start(batch: NewBatch, staged: StagedBatch): Promise<{ record: BatchRecord; created: boolean }>;
+  start(batch: NewBatch, staged: StagedBatch, parent?: FlowParent): Promise<{ record: BatchRecord; created: boolean }>;
   /** Throws `INFERQ_ERR_QUEUE_UNAVAILABLE` while Redis is down. */
   assertAvailable(): void;
+}
+
+/** A job that runs once the batch has ended (a cluster run's clustering job): the batch's flow becomes its child. */
+export interface FlowParent {
+  queueName: string;
+  name: string;
+  jobId: string;
+  data: Record<string, unknown>;
 }
 
 declare module 'fastify' {
@@ -52,9 +60,9 @@ export const batchesPlugin = fp<BatchesOptions>(
     flows.on('error', (err) => app.log.debug({ err }, 'flow producer error'));
     const keep = { age: retentionSeconds };
 
-    async function addFlow(record: BatchRecord): Promise<void> {
+    async function addFlow(record: BatchRecord, parent?: FlowParent): Promise<void> {
       const bulkQueue = bulkQueueNameForModel(record.model);
-      await flows.add({
+      const batchFlow = {
         name: 'batch',
         queueName: BATCHES_QUEUE,
         data: { batch: record.id } satisfies BatchJobData,
@@ -74,6 +82,16 @@ export const batchesPlugin = fp<BatchesOptions>(
             ignoreDependencyOnFailure: true,
           },
         })),
+      };
+      if (!parent) {
+        await flows.add(batchFlow);
+        return;
+      }
+      const { jobId, ...rest } = parent;
+      await flows.add({
+        ...rest,
+        opts: { jobId, attempts: 3, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: keep, removeOnFail: keep },
+        children: [{ ...batchFlow, opts: { ...batchFlow.opts, failParentOnFailure: true } }],
       });
     }
 
@@ -82,7 +100,7 @@ export const batchesPlugin = fp<BatchesOptions>(
       assertAvailable() {
         if (redis.status !== 'ready') throw httpError('INFERQ_ERR_QUEUE_UNAVAILABLE');
       },
-      async start(batch, staged) {
+      async start(batch, staged, parent) {
         let created: boolean;
         try {
           created = await store.create(batch, staged);
@@ -99,7 +117,7 @@ export const batchesPlugin = fp<BatchesOptions>(
         try {
           const record = await store.get(batch.id);
           if (!record) throw new Error(`batch ${batch.id} vanished`);
-          await addFlow(record);
+          await addFlow(record, parent);
           await store.transition(batch.id, 'in_progress', ['validating']);
         } catch (err) {
           // The record stays, failed, so that a repeated idempotent post answers the same.
