@@ -19,6 +19,7 @@ import { queuesPlugin } from './plugins/queues.js';
 import { batchesPlugin } from './plugins/batches.js';
 import { batchRoutes } from './routes/batches.js';
 import { clusterRoutes } from './routes/clusters.js';
+import { similarTicketRoutes } from './routes/ticket-similar.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import { ticketRoutes } from './routes/tickets.js';
@@ -108,6 +109,7 @@ export const app = fp<AppOptions>(
     await fastify.register(jobEventRoutes);
     await fastify.register(batchRoutes);
     await fastify.register(clusterRoutes);
+    await fastify.register(similarTicketRoutes);
   },
   { name: 'inferq-api' },
 );

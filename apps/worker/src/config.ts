@@ -33,6 +33,11 @@ const Schema = Type.Object({
     minimum: 1000,
     description: 'Lock on a running job, renewed while it runs; a dead worker\'s jobs return to the queue this long after it died (milliseconds)',
   }),
+  TICKET_RETENTION_SECONDS: Type.Integer({
+    default: 30 * 86_400,
+    minimum: 1,
+    description: 'How long a triaged ticket\'s text and embedding are kept (cluster runs over tickets, similar tickets), in seconds',
+  }),
   BUILD_TINY_MODELS: Type.Boolean({ default: true, description: 'Build a missing inferq/tiny-* model instead of failing' }),
   METRICS_PORT: Type.Integer({ default: 9464, minimum: 0, maximum: 65535, description: 'Port of /metrics (Prometheus); 0 picks a free one' }),
   METRICS_HOST: Type.String({ default: '127.0.0.1', description: 'Address /metrics listens on' }),

@@ -8,3 +8,4 @@ export * from './clusters.js';
 export * from './webhooks.js';
 export * from './task-parameters.js';
 export * from './tickets.js';
+export * from './ticket-similar.js';

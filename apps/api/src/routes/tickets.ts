@@ -25,6 +25,7 @@ import {
 } from '@inferq/queue';
 import { httpError } from '../errors.js';
 import { watchJobEnd } from '../job-end-watch.js';
+import { ticketEmbeddingChildFor } from '../ticket-embedding.js';
 
 const TicketParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) });
 const TicketQuery = Type.Object(
@@ -44,6 +45,7 @@ export const ticketRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const flows = new FlowProducer({ connection: app.queues.redis, prefix: QUEUE_PREFIX });
   const tickets = new Queue<TicketJobData, TicketResult>(TICKETS_QUEUE, { connection: app.queues.redis, prefix: QUEUE_PREFIX });
   let events: QueueEvents | undefined;
+  const ticketEmbeddingChild = ticketEmbeddingChildFor(app);
   app.addHook('onClose', async () => {
     for (const closable of [events, flows, tickets]) {
       try {
@@ -105,14 +107,16 @@ export const ticketRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const summarize: InferenceJobData = { task: 'summarization', model: summarizer, input: text, parameters: { max_new_tokens: TICKET_SUMMARY_TOKENS } };
       const id = newTicketId();
       const childOptions = { ...jobOptions, failParentOnFailure: true };
+      const embedding = await ticketEmbeddingChild(text, jobOptions);
       await flows.add({
         name: 'ticket',
         queueName: TICKETS_QUEUE,
-        data: { jobs, queues } satisfies TicketJobData,
+        data: { jobs, queues, ...(embedding ? { embedding: embedding.data, text } : {}) } satisfies TicketJobData,
         opts: { jobId: id, removeOnComplete: { age: JOB_RETENTION_SECONDS }, removeOnFail: { age: JOB_RETENTION_SECONDS } },
         children: [
           { name: 'infer', queueName: queues.classification, data: classify, opts: { ...childOptions, jobId: jobs.classification } },
           { name: 'infer', queueName: queues.summary, data: summarize, opts: { ...childOptions, jobId: jobs.summary } },
+          ...(embedding ? [embedding.child] : []),
         ],
       });
       return reply.code(202).header('location', `/v1/tickets/${id}`).send({ id, status: 'queued' as const });

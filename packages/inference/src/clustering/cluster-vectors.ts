@@ -95,8 +95,25 @@ export function silhouette(points: readonly ArrayLike<number>[], labels: readonl
 
 const K_GRID = [2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 80, 100, 150, 200];
 
+/**
+ * k-means from several seeded k-means++ starts (as scikit-learn's `n_init`), keeping the run
+ * with the least inertia: one start can land badly on a few hundred short texts. Fewer starts
+ * for large sets, where one start is already stable and each costs seconds.
+ */
 function runKmeans(data: number[][], k: number, seed: number, maxIterations: number): number[] {
-  return kmeans(data, k, { seed, maxIterations, initialization: 'kmeans++' }).clusters;
+  const starts = data.length <= 5000 ? 8 : data.length <= 20_000 ? 3 : 1;
+  let best: { clusters: number[]; inertia: number } | undefined;
+  for (let s = 0; s < starts; s++) {
+    const { clusters, centroids } = kmeans(data, k, { seed: seed + s, maxIterations, initialization: 'kmeans++' });
+    let inertia = 0;
+    clusters.forEach((c, i) => {
+      const centroid = centroids[c]!;
+      const point = data[i]!;
+      for (let j = 0; j < point.length; j++) inertia += (point[j]! - centroid[j]!) ** 2;
+    });
+    if (!best || inertia < best.inertia) best = { clusters, inertia };
+  }
+  return best!.clusters;
 }
 
 /** Clusters unit vectors; see the file's comment. Throws for fewer than 2 vectors or k out of [1, n]. */
