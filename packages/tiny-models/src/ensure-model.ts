@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { buildBart, TINY_BART, type BartPreset } from './bart-model.js';
 import { BENCH_CLASSIFIER, buildBertClassifier, TINY_CLASSIFIER, TINY_NLI, type BertClassifierPreset } from './bert-classifier.js';
 import { BENCH_LLAMA, buildLlama, TINY_LLAMA, type LlamaPreset } from './llama-model.js';
-import { buildSentenceTransformer, TINY_EMBEDDINGS, TINY_EMBEDDINGS_CLS, type SentenceTransformerPreset } from './sentence-transformer.js';
+import { BENCH_EMBEDDINGS, buildSentenceTransformer, TINY_EMBEDDINGS, TINY_EMBEDDINGS_CLS, type SentenceTransformerPreset } from './sentence-transformer.js';
 import { buildStarterModel, type StarterModelPreset } from './starter-models.js';
 
 /** Id of the tiny classifier that tests use. */
@@ -31,6 +31,8 @@ export const STARTER_TICKETS_ID = 'inferq/starter-tickets';
 export const STARTER_EMBEDDINGS_ID = 'inferq/starter-embeddings';
 /** Id of the tiny sentence-transformers model, mean pooling (embeddings). */
 export const TINY_EMBEDDINGS_ID = 'inferq/tiny-embeddings';
+/** Id of the bench-sized sentence-transformers model (6 x 384, as all-MiniLM-L6-v2) that benchmarks use. */
+export const BENCH_EMBEDDINGS_ID = 'inferq/bench-embeddings';
 /** Id of the tiny sentence-transformers model, CLS pooling. */
 export const TINY_EMBEDDINGS_CLS_ID = 'inferq/tiny-embeddings-cls';
 
@@ -59,6 +61,7 @@ export const DEFAULT_MODELS: Readonly<Record<string, ModelSpec>> = Object.freeze
   [STARTER_EMBEDDINGS_ID]: { kind: 'starter', starter: 'embeddings' },
   [TINY_EMBEDDINGS_ID]: { kind: 'sentence-transformer', ...TINY_EMBEDDINGS },
   [TINY_EMBEDDINGS_CLS_ID]: { kind: 'sentence-transformer', ...TINY_EMBEDDINGS_CLS },
+  [BENCH_EMBEDDINGS_ID]: { kind: 'sentence-transformer', ...BENCH_EMBEDDINGS },
 });
 
 /** The file whose presence means a model folder is complete (the last one a build writes). */

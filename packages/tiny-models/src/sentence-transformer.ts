@@ -7,7 +7,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { bertClassifierConfig, bertClassifierOnnx, TINY_CLASSIFIER, type BertClassifierPreset } from './bert-classifier.js';
+import { BENCH_CLASSIFIER, bertClassifierConfig, bertClassifierOnnx, TINY_CLASSIFIER, type BertClassifierPreset } from './bert-classifier.js';
 import { buildVocab, writeTokenizer } from './wordpiece-tokenizer.js';
 
 /** The pooling a sentence-transformers model declares in `1_Pooling/config.json`. */
@@ -32,6 +32,9 @@ export type SentenceTransformerPreset = Omit<SentenceTransformerOptions, 'dir'>;
 export const TINY_EMBEDDINGS: SentenceTransformerPreset = Object.freeze({ ...TINY_CLASSIFIER, seed: 7, pooling: 'mean' as const });
 /** The same encoder sizes with CLS pooling (as `BAAI/bge-*` exports). */
 export const TINY_EMBEDDINGS_CLS: SentenceTransformerPreset = Object.freeze({ ...TINY_CLASSIFIER, seed: 8, pooling: 'cls' as const });
+
+/** A bench-sized sentence-transformers model: the bench classifier's encoder (6 x 384, 30,522 tokens, as all-MiniLM-L6-v2), mean pooling. */
+export const BENCH_EMBEDDINGS: SentenceTransformerPreset = Object.freeze({ ...BENCH_CLASSIFIER, seed: 9, pooling: 'mean' as const });
 
 /** Prompts written to `config_sentence_transformers.json` (as E5-style models name them). */
 export const TINY_EMBEDDING_PROMPTS = Object.freeze({ query: 'query: ', passage: 'passage: ' });
