@@ -32,9 +32,9 @@ const truth = new Map(inputs.map((i) => [i.custom_id, i.issue]));
 
 beforeAll(async () => {
   modelsDir = await mkdtemp(join(tmpdir(), 'inferq-e2e-clusters-'));
-  for (const id of [STARTER_EMBEDDINGS_ID, TINY_CLASSIFIER_ID]) await ensureModel(modelsDir, id);
+  for (const id of [STARTER_EMBEDDINGS_ID, TINY_CLASSIFIER_ID, 'inferq/tiny-llama']) await ensureModel(modelsDir, id);
   const env = { REDIS_URL, QUEUE_PREFIX: prefix, MODELS_DIR: modelsDir, DEFAULT_MODEL_EMBEDDING: STARTER_EMBEDDINGS_ID };
-  [api, worker] = await Promise.all([startApi({ ...env, BATCH_CHUNK_SIZE: '5' }), startWorker({ ...env, WORKER_MODELS: STARTER_EMBEDDINGS_ID })]);
+  [api, worker] = await Promise.all([startApi({ ...env, BATCH_CHUNK_SIZE: '5' }), startWorker({ ...env, WORKER_MODELS: `${STARTER_EMBEDDINGS_ID},inferq/tiny-llama` })]);
 });
 
 afterAll(async () => {
@@ -120,6 +120,19 @@ describe('cluster runs through the API, the bulk path and a worker', () => {
     expect(await agreement(json.id)).toBeGreaterThan(0.5);
   });
 
+  it('title_model writes a short title per cluster with a generation model', async () => {
+    const { status, json } = await post({ inputs: inputs.map(({ custom_id, input }) => ({ custom_id, input })), num_clusters: 3, title_model: 'inferq/tiny-llama' });
+    expect(status, JSON.stringify(json)).toBe(202);
+    const run = await finished(json.id);
+    expect(run.status, JSON.stringify(run.error)).toBe('completed');
+    for (const c of run.result!.clusters as { title?: string }[]) {
+      expect(typeof c.title).toBe('string');
+      expect(c.title!.length).toBeGreaterThan(0);
+      expect(c.title!.length).toBeLessThanOrEqual(80);
+      expect(c.title).not.toContain('\n');
+    }
+  });
+
   it('answers each bad request with its own 4xx code', async () => {
     const two = [
       { custom_id: 'a', input: 'my parcel is late' },
@@ -128,6 +141,7 @@ describe('cluster runs through the API, the bulk path and a worker', () => {
     const cases: [unknown, number, string][] = [
       [{ inputs: two, model: 'nobody/nothing' }, 404, 'INFERQ_ERR_UNKNOWN_MODEL'],
       [{ inputs: two, model: TINY_CLASSIFIER_ID }, 400, 'INFERQ_ERR_TASK_MISMATCH'],
+      [{ inputs: two, title_model: STARTER_EMBEDDINGS_ID }, 400, 'INFERQ_ERR_TASK_MISMATCH'],
       [{ inputs: two, num_clusters: 0 }, 400, 'INFERQ_ERR_CLUSTER_K_RANGE'],
       [{ inputs: two, num_clusters: 3 }, 400, 'INFERQ_ERR_CLUSTER_K_RANGE'],
       [{ inputs: two, num_clusters: 5000 }, 400, 'INFERQ_ERR_CLUSTER_K_RANGE'],

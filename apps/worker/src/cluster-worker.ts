@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { MAX_INLINE_MEMBERS, encodeJobError, type Cluster, type ClusterResult, type ErrorCode } from '@inferq/contracts';
 import { BatchStore, CLUSTERS_QUEUE, ClusterStore, createRedis, type ClusterJobData } from '@inferq/queue';
 import type { ClusterThreadInput, ClusterThreadOutput } from './cluster-thread.js';
+import { writeTitles } from './cluster-titles.js';
 
 export interface ClusterWorkerOptions {
   redisUrl: string;
@@ -97,6 +98,14 @@ export class ClusterWorker {
           options: { numClusters, minClusterSize: record.settings.minClusterSize, maxClusters: record.settings.maxClusters },
         });
         const inline = ids.length <= MAX_INLINE_MEMBERS;
+        const { titleModel } = record.settings;
+        const titles = titleModel
+          ? await writeTitles(
+              found.members.map((members, c) => ({ examples: members.slice(0, EXAMPLES).map((i) => inputs[i]!), keywords: keywords[c] ?? [] })),
+              { redisUrl: options.redisUrl, prefix: options.prefix, model: titleModel },
+              log,
+            )
+          : [];
         const result: ClusterResult = {
           clusters: found.members.map(
             (members, c): Cluster => ({
@@ -104,6 +113,7 @@ export class ClusterWorker {
               size: members.length,
               share: members.length / ids.length,
               keywords: keywords[c] ?? [],
+              ...(titles[c] !== undefined ? { title: titles[c] } : {}),
               examples: members.slice(0, EXAMPLES).map((i) => ({ custom_id: ids[i]!, input: inputs[i]! })),
               ...(inline ? { members: members.map((i) => ids[i]!) } : {}),
             }),
