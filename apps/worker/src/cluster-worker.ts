@@ -3,6 +3,7 @@ import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { MAX_INLINE_MEMBERS, encodeJobError, type Cluster, type ClusterResult, type ErrorCode } from '@inferq/contracts';
 import { BatchStore, CLUSTERS_QUEUE, ClusterStore, createRedis, type ClusterJobData } from '@inferq/queue';
+import { embeddingFromBase64 } from '@inferq/inference';
 import type { ClusterThreadInput, ClusterThreadOutput } from './cluster-thread.js';
 import { writeTitles } from './cluster-titles.js';
 
@@ -72,14 +73,15 @@ export class ClusterWorker {
         for await (const chunk of batches.results(batch.id, batch.chunks)) {
           for (const line of chunk.split('\n')) {
             if (!line) continue;
-            const parsed = JSON.parse(line) as { custom_id: string; result?: { embedding: number[] } };
+            const parsed = JSON.parse(line) as { custom_id: string; result?: { embedding: number[] | string } };
             if (!parsed.result) {
               failed++;
               continue;
             }
             ids.push(parsed.custom_id);
             inputs.push(texts.get(parsed.custom_id) ?? '');
-            parts.push(Float32Array.from(parsed.result.embedding));
+            const e = parsed.result.embedding;
+            parts.push(typeof e === 'string' ? embeddingFromBase64(e) : Float32Array.from(e));
           }
         }
         if (ids.length < 2) throw new ClusterError('INFERQ_ERR_CLUSTER_EMPTY', `${ids.length} input(s) could be embedded (${failed} failed)`);
