@@ -44,6 +44,13 @@ describe('clusterVectors', () => {
     expect(clusterVectors(vectors).k).toBe(3);
   });
 
+  it('takes a distance of its own (e.g. one for sparse rows) and gives the same clusters for the same distance', () => {
+    let calls = 0;
+    const squared = (p: number[], c: number[]) => (calls++, p.reduce((s, x, i) => s + (x - (c[i] ?? 0)) ** 2, 0));
+    expect(Array.from(clusterVectors(vectors, { numClusters: 3, distance: squared }).assignments)).toEqual(Array.from(clusterVectors(vectors, { numClusters: 3 }).assignments));
+    expect(calls).toBeGreaterThan(0);
+  });
+
   it('refuses a k outside 1 to the number of inputs', () => {
     expect(() => clusterVectors(vectors, { numClusters: 8 })).toThrow(/from 1 to the number of inputs \(7\)/);
     expect(() => clusterVectors(vectors.slice(0, 1))).toThrow(/at least 2/);

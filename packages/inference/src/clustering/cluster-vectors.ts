@@ -26,6 +26,11 @@ export interface ClusterVectorsOptions {
   maxIterations?: number;
   /** Points the silhouette is measured on when choosing k. @defaultValue 1000 */
   silhouetteSample?: number;
+  /**
+   * k-means' distance between a point and a centroid (squared Euclidean when left out), e.g.
+   * one that skips the zeros of sparse TF-IDF rows. @defaultValue undefined
+   */
+  distance?: (point: number[], centroid: number[]) => number;
 }
 
 export const CLUSTER_DEFAULTS = Object.freeze({ minClusterSize: 2, maxClusters: 60, seed: 42, maxIterations: 100, silhouetteSample: 1000 });
@@ -100,11 +105,11 @@ const K_GRID = [2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 80, 100, 1
  * with the least inertia: one start can land badly on a few hundred short texts. Fewer starts
  * for large sets, where one start is already stable and each costs seconds.
  */
-function runKmeans(data: number[][], k: number, seed: number, maxIterations: number): number[] {
+function runKmeans(data: number[][], k: number, seed: number, maxIterations: number, distance?: ClusterVectorsOptions['distance']): number[] {
   const starts = data.length <= 5000 ? 8 : data.length <= 20_000 ? 3 : 1;
   let best: { clusters: number[]; inertia: number } | undefined;
   for (let s = 0; s < starts; s++) {
-    const { clusters, centroids } = kmeans(data, k, { seed: seed + s, maxIterations, initialization: 'kmeans++' });
+    const { clusters, centroids } = kmeans(data, k, { seed: seed + s, maxIterations, initialization: 'kmeans++', ...(distance ? { distanceFunction: distance } : {}) });
     let inertia = 0;
     clusters.forEach((c, i) => {
       const centroid = centroids[c]!;
@@ -138,7 +143,7 @@ export function clusterVectors(vectors: readonly ArrayLike<number>[], options: C
     }
     k = silhouettes.reduce((best, s) => (s.score > best.score ? s : best), silhouettes[0] ?? { k: 1, score: 0 }).k;
   }
-  const raw = k === 1 ? new Array<number>(n).fill(0) : runKmeans(data, k, o.seed, o.maxIterations);
+  const raw = k === 1 ? new Array<number>(n).fill(0) : runKmeans(data, k, o.seed, o.maxIterations, o.distance);
 
   // Centroids of the unit vectors, then clusters by size (largest first, ties by first member).
   const width = data[0]?.length ?? 0;
