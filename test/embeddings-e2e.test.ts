@@ -32,7 +32,7 @@ beforeAll(async () => {
   modelsDir = await mkdtemp(join(tmpdir(), 'inferq-e2e-embeddings-'));
   for (const id of [TINY_EMBEDDINGS_ID, TINY_EMBEDDINGS_CLS_ID, TINY_CLASSIFIER_ID]) await ensureModel(modelsDir, id);
   reference = await EmbeddingPipeline.load(join(modelsDir, TINY_EMBEDDINGS_ID));
-  const env = { REDIS_URL, QUEUE_PREFIX: prefix, MODELS_DIR: modelsDir };
+  const env = { REDIS_URL, QUEUE_PREFIX: prefix, MODELS_DIR: modelsDir, DEFAULT_MODEL_EMBEDDING: TINY_EMBEDDINGS_ID };
   [api, worker] = await Promise.all([
     startApi({ ...env, BATCH_CHUNK_SIZE: '3' }),
     startWorker({ ...env, WORKER_MODELS: [TINY_EMBEDDINGS_ID, TINY_EMBEDDINGS_CLS_ID].join(',') }),

@@ -38,7 +38,7 @@ function configSchema(cwd: string) {
     /** Model used for `generation` jobs that name none (a decoder-only LM). */
     DEFAULT_MODEL_GENERATION: Type.String({ pattern: MODEL_ID_PATTERN, default: 'inferq/tiny-llama' }),
     /** Model used for `embedding` jobs and cluster runs that name none (a sentence-transformers export). */
-    DEFAULT_MODEL_EMBEDDING: Type.String({ pattern: MODEL_ID_PATTERN, default: 'inferq/tiny-embeddings' }),
+    DEFAULT_MODEL_EMBEDDING: Type.String({ pattern: MODEL_ID_PATTERN, default: 'inferq/starter-embeddings' }),
     /**
      * Model that sorts tickets posted without their own labels: a zero-shot (NLI) model over
      * the default labels, or a classifier trained on ticket issues (its own labels), such as

@@ -327,6 +327,12 @@ describe('selectFiles', () => {
     expect(picked.map((f) => f.path)).toEqual([...base, 'generation_config.json', 'onnx/encoder_model.onnx', 'onnx/decoder_model_merged.onnx']);
   });
 
+  it('takes the sentence-transformers files of an embedding export (pooling, normalization, prompts)', () => {
+    const st = ['modules.json', '1_Pooling/config.json', 'sentence_bert_config.json', 'config_sentence_transformers.json'];
+    const picked = selectFiles(files(...base, ...st, 'README.md', 'onnx/model.onnx', 'pytorch_model.bin'));
+    expect(picked.map((f) => f.path)).toEqual([...base, ...st, 'onnx/model.onnx']);
+  });
+
   it('takes an older decoder-only export, and a graph\'s external weights', () => {
     expect(selectFiles(files(...base, 'onnx/decoder_model_merged_fp16.onnx'), 'fp16').map((f) => f.path)).toEqual([...base, 'onnx/decoder_model_merged_fp16.onnx']);
     expect(selectFiles(files(...base, 'onnx/model.onnx', 'onnx/model.onnx_data')).map((f) => f.path)).toEqual([...base, 'onnx/model.onnx', 'onnx/model.onnx_data']);

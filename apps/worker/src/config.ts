@@ -8,7 +8,7 @@ const Schema = Type.Object({
   QUEUE_PREFIX: Type.String({ default: 'inferq', minLength: 1, description: 'BullMQ key prefix; `{inferq}` for Redis Cluster' }),
   MODELS_DIR: Type.String({ default: 'models', description: 'Folder of models, `<org>/<name>` each' }),
   WORKER_MODELS: Type.String({
-    default: 'inferq/tiny-bert-classifier,inferq/tiny-nli,inferq/tiny-bart,inferq/tiny-llama,inferq/tiny-embeddings',
+    default: 'inferq/tiny-bert-classifier,inferq/tiny-nli,inferq/tiny-bart,inferq/tiny-llama,inferq/starter-embeddings',
     description: 'Comma-separated model ids this worker loads and serves',
   }),
   DEVICE: Type.Union([Type.Literal('cpu'), Type.Literal('webgpu'), Type.Literal('cuda')], {
