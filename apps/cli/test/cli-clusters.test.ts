@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { deleteKeysWithPrefix } from '@inferq/queue';
+import { ensureModel, STARTER_EMBEDDINGS_ID } from '@inferq/tiny-models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, cli, startApi, startWorker, type Service } from './helpers.js';
 
@@ -18,7 +19,9 @@ let worker: Service;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'inferq-cli-clusters-'));
   const env = { REDIS_URL, QUEUE_PREFIX: prefix, MODELS_DIR: join(dir, 'models'), DEFAULT_MODEL_EMBEDDING: 'inferq/starter-embeddings' };
-  worker = await startWorker({ ...env, WORKER_MODELS: 'inferq/starter-embeddings' });
+  // The worker serves what the folder holds (it builds nothing): build the starter model first.
+  await ensureModel(env.MODELS_DIR, STARTER_EMBEDDINGS_ID);
+  worker = await startWorker({ ...env, WORKER_MODELS: STARTER_EMBEDDINGS_ID });
   api = await startApi(env);
 });
 
