@@ -186,3 +186,72 @@ describe('the OpenAI protocol through the official client', () => {
     await expect(stranger.models.list()).rejects.toBeInstanceOf(AuthenticationError);
   });
 });
+
+describe('batches of chat messages on /v1/batches (issue 11 item 3)', () => {
+  const auth = () => ({ authorization: `Bearer ${tenantKey}` });
+  const chats = [
+    [{ role: 'user', content: 'Where is my order?' }],
+    [
+      { role: 'system', content: 'You are a helpful support agent.' },
+      { role: 'user', content: 'I was charged twice.' },
+    ],
+  ];
+
+  async function singleJob(input: unknown): Promise<{ text: string }> {
+    const res = await fetch(`${api.url}/v1/jobs`, {
+      method: 'POST',
+      headers: { ...auth(), 'content-type': 'application/json' },
+      body: JSON.stringify({ task: 'generation', model: MODEL, input, parameters: { max_new_tokens: 8 } }),
+    });
+    const { id } = (await res.json()) as { id: string };
+    for (;;) {
+      const view = (await (await fetch(`${api.url}/v1/jobs/${id}?wait=20`, { headers: auth() })).json()) as { status: string; result: { text: string } };
+      if (view.status === 'succeeded') return view.result;
+      if (view.status === 'failed') throw new Error(JSON.stringify(view));
+    }
+  }
+
+  async function results(id: string): Promise<{ custom_id: string; result?: { text: string } }[]> {
+    for (;;) {
+      const view = (await (await fetch(`${api.url}/v1/batches/${id}`, { headers: auth() })).json()) as { status: string };
+      if (view.status === 'completed') break;
+      expect(['validating', 'in_progress', 'finalizing']).toContain(view.status);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const text = await (await fetch(`${api.url}/v1/batches/${id}/results`, { headers: auth() })).text();
+    return text
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { custom_id: string; result?: { text: string } });
+  }
+
+  it('runs chat inputs (JSON body and NDJSON upload) and answers each as the same single job does', async () => {
+    const expected = await Promise.all(chats.map(singleJob));
+    const json = await fetch(`${api.url}/v1/batches`, {
+      method: 'POST',
+      headers: { ...auth(), 'content-type': 'application/json' },
+      body: JSON.stringify({ task: 'generation', model: MODEL, parameters: { max_new_tokens: 8 }, inputs: chats.map((input, i) => ({ custom_id: `c${i}`, input })) }),
+    });
+    expect(json.status, await json.clone().text()).toBe(202);
+    const upload = await fetch(`${api.url}/v1/batches?task=generation&model=${encodeURIComponent(MODEL)}&parameters=${encodeURIComponent('{"max_new_tokens":8}')}`, {
+      method: 'POST',
+      headers: { ...auth(), 'content-type': 'application/x-ndjson' },
+      body: chats.map((input, i) => JSON.stringify({ custom_id: `u${i}`, input })).join('\n') + '\n',
+    });
+    expect(upload.status, await upload.clone().text()).toBe(202);
+    for (const res of [json, upload]) {
+      const lines = await results(((await res.json()) as { id: string }).id);
+      expect(lines.map((l) => l.result?.text)).toEqual(expected.map((e) => e.text));
+    }
+  });
+
+  it('refuses a bad chat message by its line, nothing run', async () => {
+    const bad = await fetch(`${api.url}/v1/batches?task=generation&model=${encodeURIComponent(MODEL)}`, {
+      method: 'POST',
+      headers: { ...auth(), 'content-type': 'application/x-ndjson' },
+      body: `${JSON.stringify({ custom_id: 'a', input: chats[0] })}\n${JSON.stringify({ custom_id: 'b', input: [{ role: 'tool', content: 'x' }] })}\n`,
+    });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({ error: { code: 'INFERQ_ERR_BATCH_LINE_INVALID', message: expect.stringMatching(/Line 2 .*input\[0\]\.role must be system, user or assistant/) } });
+  });
+});
