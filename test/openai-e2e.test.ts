@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import OpenAI, { NotFoundError, BadRequestError, AuthenticationError } from 'openai';
+import OpenAI, { NotFoundError, BadRequestError, AuthenticationError, toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureModel } from '@inferq/tiny-models';
 import { startApi, startWorker, type ServiceProcess } from './support/processes.js';
@@ -253,5 +253,59 @@ describe('batches of chat messages on /v1/batches (issue 11 item 3)', () => {
     });
     expect(bad.status).toBe(400);
     expect(await bad.json()).toMatchObject({ error: { code: 'INFERQ_ERR_BATCH_LINE_INVALID', message: expect.stringMatching(/Line 2 .*input\[0\]\.role must be system, user or assistant/) } });
+  });
+});
+
+describe('the OpenAI Batch API through the official client', () => {
+  const questions = ['Where is my order?', 'I was charged twice.', 'How do I reset my password?'];
+  const jsonl = (bodies: Record<string, unknown>[]) =>
+    bodies.map((body, i) => JSON.stringify({ custom_id: `q${i}`, method: 'POST', url: '/v1/chat/completions', body })).join('\n') + '\n';
+
+  it('runs a whole cycle: upload JSONL, create, poll, download and parse the output file', async () => {
+    const request = (content: string) => ({ model: MODEL, messages: [{ role: 'user' as const, content }], max_tokens: 8, temperature: 0 });
+    const upload = await client.files.create({ file: await toFile(Buffer.from(jsonl(questions.map(request))), 'questions.jsonl'), purpose: 'batch' });
+    expect(upload).toMatchObject({ object: 'file', purpose: 'batch', filename: 'questions.jsonl' });
+    expect(await client.files.retrieve(upload.id)).toMatchObject({ id: upload.id, bytes: upload.bytes });
+
+    let batch = await client.batches.create({ input_file_id: upload.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    expect(batch).toMatchObject({ object: 'batch', endpoint: '/v1/chat/completions', input_file_id: upload.id, request_counts: { total: 3 } });
+    while (!['completed', 'failed', 'cancelled', 'expired'].includes(batch.status)) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      batch = await client.batches.retrieve(batch.id);
+    }
+    expect(batch.status).toBe('completed');
+    expect(batch.request_counts).toEqual({ total: 3, completed: 3, failed: 0 });
+    expect(batch.error_file_id).toBeNull();
+    const output = await (await client.files.content(batch.output_file_id!)).text();
+    const lines = output
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { custom_id: string; response: { status_code: number; body: OpenAI.ChatCompletion }; error: null });
+    expect(lines.map((l) => l.custom_id)).toEqual(['q0', 'q1', 'q2']);
+    // Each answer is what the same request gets on its own.
+    const alone = await Promise.all(questions.map((q) => client.chat.completions.create(request(q))));
+    lines.forEach((line, i) => {
+      expect(line.response.status_code).toBe(200);
+      expect(line.error).toBeNull();
+      expect(line.response.body.choices[0]?.message.content).toBe(alone[i]?.choices[0]?.message.content);
+      expect(line.response.body.usage).toEqual(alone[i]?.usage);
+    });
+    const listed: string[] = [];
+    for await (const b of client.batches.list()) listed.push(b.id);
+    expect(listed).toContain(batch.id);
+    expect(await client.files.delete(upload.id)).toMatchObject({ id: upload.id, deleted: true });
+    await expect(client.files.retrieve(upload.id)).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it('refuses a file whose lines ask for different settings, naming the line, and an unknown file', async () => {
+    const base = { model: MODEL, messages: [{ role: 'user', content: 'Hello' }], max_tokens: 8 };
+    const file = await client.files.create({ file: await toFile(Buffer.from(jsonl([base, { ...base, max_tokens: 9 }])), 'mixed.jsonl'), purpose: 'batch' });
+    const mixed = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' }).catch((e: unknown) => e);
+    expect(mixed).toBeInstanceOf(BadRequestError);
+    expect((mixed as BadRequestError).error).toMatchObject({ code: 'INFERQ_ERR_BATCH_LINE_INVALID' });
+    expect((mixed as BadRequestError).message).toMatch(/Line 2 .*settings differ/);
+    const unknown = await client.batches.create({ input_file_id: 'file-nope', endpoint: '/v1/chat/completions', completion_window: '24h' }).catch((e: unknown) => e);
+    expect(unknown).toBeInstanceOf(NotFoundError);
+    expect((unknown as NotFoundError).error).toMatchObject({ code: 'INFERQ_ERR_FILE_NOT_FOUND', param: 'input_file_id' });
   });
 });

@@ -31,6 +31,7 @@ export const ERRORS = {
   INFERQ_ERR_BATCH_EXPIRED: { status: 410, message: 'The batch\'s completion window ended before this input ran' },
   INFERQ_ERR_NOT_FOUND: { status: 404, message: 'Route %s %s not found' },
   INFERQ_ERR_UNSUPPORTED_FIELD: { status: 400, message: '%s is not supported by inferq: %s' },
+  INFERQ_ERR_FILE_NOT_FOUND: { status: 404, message: 'No file with id "%s"' },
   INFERQ_ERR_WAIT_TIMEOUT: { status: 504, message: 'Job "%s" did not end within %d seconds; read it at GET /v1/jobs/%s' },
   INFERQ_ERR_RATE_LIMITED: { status: 429, message: 'Too many requests: at most %d per %s for this key; retry after %d seconds' },
   INFERQ_ERR_UNAUTHORIZED: { status: 401, message: 'Missing or invalid API key: %s' },

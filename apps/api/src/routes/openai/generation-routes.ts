@@ -18,21 +18,21 @@ import {
   type GenerationRequest,
 } from './openai-requests.js';
 
-interface Choice {
+export interface Choice {
   text: string;
   finish_reason: 'stop' | 'length';
   tokens: number;
 }
 
 /** The job's sequences as choices: `n` of them (one text repeated for greedy decoding). */
-function choicesOf(result: GenerationResult, ask: GenerationRequest): Choice[] {
+export function choicesOf(result: GenerationResult, ask: GenerationRequest): Choice[] {
   const sequences = result.sequences?.map((s) => ({ text: s.text, finish_reason: s.finish_reason, tokens: s.output_tokens })) ?? [
     { text: result.text, finish_reason: result.finish_reason, tokens: result.usage.output_tokens },
   ];
   return ask.repeat ? Array.from({ length: ask.n }, () => sequences[0]!) : sequences;
 }
 
-const usageOf = (promptTokens: number, choices: readonly Choice[]) => {
+export const usageOf = (promptTokens: number, choices: readonly Choice[]) => {
   const completion = choices.reduce((sum, c) => sum + c.tokens, 0);
   return { prompt_tokens: promptTokens, completion_tokens: completion, total_tokens: promptTokens + completion };
 };

@@ -1,11 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { openaiBatchRoutes } from './batch-api.js';
 import { openaiGenerationRoutes } from './generation-routes.js';
 import { openaiModelRoutes } from './models.js';
 import { sendOpenAIError } from './openai-errors.js';
 
 /**
  * The OpenAI protocol, registered under `/openai/v1`: a layer over inferq's jobs (chat and
- * text completions are `generation` jobs). Its own scope, so its errors (schema, auth, quota,
+ * text completions are `generation` jobs; the Batch API is bulk batches). Its own scope, so its errors (schema, auth, quota,
  * unknown route) are sent in OpenAI's shape, `{error: {message, type, param, code}}`, with the
  * status and `INFERQ_ERR_*` code the rest of the API uses.
  */
@@ -16,4 +17,5 @@ export const openaiRoutes: FastifyPluginAsyncTypebox = async (app) => {
   );
   await app.register(openaiModelRoutes);
   await app.register(openaiGenerationRoutes);
+  await app.register(openaiBatchRoutes);
 };
