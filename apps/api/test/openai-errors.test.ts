@@ -1,0 +1,104 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestEnv, GENERATOR, SENTIMENT, type TestEnv } from './helpers.js';
+
+/** `/openai/v1` answers every refusal in OpenAI's error shape, with inferq's status and code; nothing is queued. */
+let env: TestEnv;
+const ADMIN = 'admin-key-of-the-openai-errors-test';
+let key: string;
+
+beforeAll(async () => {
+  env = await createTestEnv({ ADMIN_API_KEY: ADMIN });
+  const created = await env.app.inject({ method: 'POST', url: '/v1/admin/keys', headers: { authorization: `Bearer ${ADMIN}` }, payload: { tenant: 't1' } });
+  key = (created.json() as { key: string }).key;
+});
+afterAll(async () => {
+  await env?.close();
+});
+
+const chat = (body: Record<string, unknown>, headers: Record<string, string> = {}) =>
+  env.app.inject({ method: 'POST', url: '/openai/v1/chat/completions', headers: { authorization: `Bearer ${key}`, ...headers }, payload: body });
+const messages = [{ role: 'user', content: 'hi' }];
+
+async function expectNothingQueued(): Promise<void> {
+  const counts = await env.app.queues.forModel(GENERATOR).getJobCounts();
+  expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(0);
+}
+
+describe('OpenAI-shaped errors under /openai/v1', () => {
+  it.each([
+    ['tools', { tools: [{ type: 'function', function: { name: 'f' } }] }, 'tools'],
+    ['logprobs: true', { logprobs: true }, 'logprobs'],
+    ['top_logprobs', { top_logprobs: 3 }, 'top_logprobs'],
+    ['response_format json', { response_format: { type: 'json_object' } }, 'response_format'],
+    ['presence_penalty 0.5', { presence_penalty: 0.5 }, 'presence_penalty'],
+    ['an unknown field', { best_friend: 1 }, 'best_friend'],
+    ['a tool message', { messages: [{ role: 'tool', content: 'x', tool_call_id: 'a' }] }, 'messages[0].tool_call_id'],
+    ['an image part', { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] }, 'messages[0].content[0].type'],
+    ['n: 2 with stream', { n: 2, stream: true }, 'n'],
+  ])('%s: 400 INFERQ_ERR_UNSUPPORTED_FIELD naming it', async (_name, extra, param) => {
+    const res = await chat({ model: GENERATOR, messages, ...extra });
+    expect(res.statusCode).toBe(400);
+    const body = res.json() as { error: { message: string; type: string; param: string; code: string } };
+    expect(body).toEqual({ error: { message: expect.any(String), type: 'invalid_request_error', param, code: 'INFERQ_ERR_UNSUPPORTED_FIELD' } });
+    expect(body.error.message).toContain(param.split(/[.[]/)[0]!);
+    await expectNothingQueued();
+  });
+
+  it('a schema error names the field in param', async () => {
+    const res = await chat({ model: GENERATOR, messages, temperature: 3 });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ error: { type: 'invalid_request_error', param: 'temperature', code: 'INFERQ_ERR_VALIDATION' } });
+    const missing = await chat({ model: GENERATOR });
+    expect(missing.json()).toMatchObject({ error: { param: 'messages', code: 'INFERQ_ERR_VALIDATION' } });
+  });
+
+  it('max_tokens over MAX_NEW_TOKENS: 400 naming max_tokens', async () => {
+    const res = await chat({ model: GENERATOR, messages, max_tokens: env.config.MAX_NEW_TOKENS + 1 });
+    expect(res.json()).toMatchObject({ error: { param: 'max_tokens', code: 'INFERQ_ERR_VALIDATION' } });
+    await expectNothingQueued();
+  });
+
+  it('an unknown model: 404 with param model; a model that does not generate: 400', async () => {
+    const unknown = await chat({ model: 'acme/none', messages });
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json()).toMatchObject({ error: { type: 'invalid_request_error', param: 'model', code: 'INFERQ_ERR_UNKNOWN_MODEL' } });
+    const classifier = await chat({ model: SENTIMENT, messages });
+    expect(classifier.statusCode).toBe(400);
+    expect(classifier.json()).toMatchObject({ error: { param: 'model', code: 'INFERQ_ERR_TASK_MISMATCH' } });
+  });
+
+  it('no key: 401 authentication_error in OpenAI’s shape; an unknown route: 404 in OpenAI’s shape', async () => {
+    const res = await env.app.inject({ method: 'GET', url: '/openai/v1/models' });
+    expect(res.statusCode).toBe(401);
+    expect(res.json()).toMatchObject({ error: { type: 'authentication_error', code: 'INFERQ_ERR_UNAUTHORIZED', param: null } });
+    const route = await env.app.inject({ method: 'GET', url: '/openai/v1/assistants', headers: { authorization: `Bearer ${key}` } });
+    expect(route.statusCode).toBe(404);
+    expect(route.json()).toMatchObject({ error: { type: 'invalid_request_error', code: 'INFERQ_ERR_NOT_FOUND' } });
+  });
+
+  it('inferq’s own routes keep their shape', async () => {
+    const res = await env.app.inject({ method: 'GET', url: '/v1/jobs/nope', headers: { authorization: `Bearer ${key}` } });
+    expect(Object.keys((res.json() as { error: object }).error).sort()).toEqual(['code', 'message']);
+  });
+
+  it('another tenant’s file is not found; a file with another purpose is refused', async () => {
+    const boundary = 'xx-boundary';
+    const form = (purpose: string) =>
+      `--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\n${purpose}\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jsonl"\r\nContent-Type: application/jsonl\r\n\r\n{}\n\r\n--${boundary}--\r\n`;
+    const upload = (purpose: string, auth: string) =>
+      env.app.inject({ method: 'POST', url: '/openai/v1/files', headers: { authorization: `Bearer ${auth}`, 'content-type': `multipart/form-data; boundary=${boundary}` }, payload: form(purpose) });
+    const fine = await upload('batch', key);
+    expect(fine.statusCode).toBe(200);
+    const { id } = fine.json() as { id: string };
+    const other = await env.app.inject({ method: 'POST', url: '/v1/admin/keys', headers: { authorization: `Bearer ${ADMIN}` }, payload: { tenant: 't2' } });
+    const otherKey = (other.json() as { key: string }).key;
+    const stranger = await env.app.inject({ method: 'GET', url: `/openai/v1/files/${id}/content`, headers: { authorization: `Bearer ${otherKey}` } });
+    expect(stranger.statusCode).toBe(404);
+    expect(stranger.json()).toMatchObject({ error: { code: 'INFERQ_ERR_FILE_NOT_FOUND', param: 'file_id' } });
+    const mine = await env.app.inject({ method: 'GET', url: `/openai/v1/files/${id}/content`, headers: { authorization: `Bearer ${key}` } });
+    expect(mine.body).toBe('{}\n');
+    const fineTune = await upload('fine-tune', key);
+    expect(fineTune.statusCode).toBe(400);
+    expect(fineTune.json()).toMatchObject({ error: { param: 'purpose', code: 'INFERQ_ERR_UNSUPPORTED_FIELD' } });
+  });
+});
