@@ -5,7 +5,9 @@
 // 2. The API and one worker (the built dist entry points) serving the starter models:
 //    inferq/starter-sentiment (the default classifier) and inferq/starter-tickets.
 // 3. `inferq submit samples/reviews.jsonl` as a bulk batch, with its progress bar, and a table
-//    of the results; then the sample tickets, each classified by the ticket model.
+//    of the results; then the sample tickets, each classified by the ticket model; then
+//    `inferq cluster samples/common-issues.jsonl`: the common issues among 160 sample tickets
+//    (inferq/starter-embeddings), and how well they agree with the issues they were written for.
 // 4. Everything it started is stopped, also on Ctrl-C.
 //
 // Logs of the API and the worker go to files in a temporary folder (printed on failure).
@@ -21,7 +23,8 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { createRedis, deleteKeysWithPrefix } from '@inferq/queue';
-import { ensureModel, STARTER_SENTIMENT_ID, STARTER_TICKETS_ID } from '@inferq/tiny-models';
+import { adjustedRandIndex } from '@inferq/inference';
+import { ensureModel, STARTER_EMBEDDINGS_ID, STARTER_SENTIMENT_ID, STARTER_TICKETS_ID } from '@inferq/tiny-models';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'apps/cli/dist/main.js');
@@ -29,6 +32,7 @@ const API = join(ROOT, 'apps/api/dist/server.js');
 const WORKER = join(ROOT, 'apps/worker/dist/main.js');
 const REVIEWS = join(ROOT, 'samples/reviews.jsonl');
 const TICKETS = join(ROOT, 'samples/tickets.jsonl');
+const COMMON_ISSUES = join(ROOT, 'samples/common-issues.jsonl');
 const TICKETS_SHOWN = 8;
 
 const bold = (s) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[22m` : s);
@@ -182,7 +186,7 @@ async function main() {
   step('Starting Redis, the API and a worker');
   const redis = await ensureRedis(workDir);
   const redisUrl = redis.url;
-  for (const id of [STARTER_SENTIMENT_ID, STARTER_TICKETS_ID]) {
+  for (const id of [STARTER_SENTIMENT_ID, STARTER_TICKETS_ID, STARTER_EMBEDDINGS_ID]) {
     const started = performance.now();
     await ensureModel(modelsDir, id);
     console.log(`${id}: ready in ${modelsDir} (${Math.round(performance.now() - started)} ms)`);
@@ -205,7 +209,7 @@ async function main() {
     'worker',
     process.execPath,
     [WORKER],
-    { ...env, WORKER_MODELS: [STARTER_SENTIMENT_ID, STARTER_TICKETS_ID, ...triageModels].join(','), METRICS_PORT: '0' },
+    { ...env, WORKER_MODELS: [STARTER_SENTIMENT_ID, STARTER_TICKETS_ID, STARTER_EMBEDDINGS_ID, ...triageModels].join(','), METRICS_PORT: '0' },
     join(workDir, 'worker.log'),
   );
   const workerReady = new Promise((ok) => {
@@ -222,6 +226,7 @@ async function main() {
       PORT: String(port),
       HOST: '127.0.0.1',
       DEFAULT_MODEL_CLASSIFICATION: STARTER_SENTIMENT_ID,
+      DEFAULT_MODEL_EMBEDDING: STARTER_EMBEDDINGS_ID,
       ...(triageModels.length === 2 ? { DEFAULT_MODEL_ZERO_SHOT: triageModels[0], DEFAULT_MODEL_SUMMARIZATION: triageModels[1] } : {}),
     },
     join(workDir, 'api.log'),
@@ -291,6 +296,22 @@ async function main() {
     console.log(
       '\n`inferq triage "<ticket>"` runs the full triage (issue by zero-shot NLI and a one-line summary) through POST /v1/tickets;\n' +
         'it needs real NLI and summarization models: pull them with `inferq models pull <org/name>` and set INFERQ_DEMO_TRIAGE_MODELS.',
+    );
+  }
+
+  step('Common issues among the sample tickets: inferq cluster samples/common-issues.jsonl --num-clusters 8');
+  const membersFile = join(workDir, 'common-issues.members.jsonl');
+  const clustered = await inferq(['cluster', COMMON_ISSUES, '--num-clusters', '8', '--out', membersFile, '--interval', '0.2', '--api', apiUrl], { show: true });
+  if (clustered.code !== 0) {
+    exitCode = 1;
+    console.error(`inferq cluster exited ${clustered.code}; see the message above`);
+  } else {
+    const written = new Map((await readJsonl(COMMON_ISSUES)).map((t) => [t.custom_id, t.issue]));
+    const members = await readJsonl(membersFile);
+    const ari = adjustedRandIndex(members.map((m) => written.get(m.custom_id) ?? '?'), members.map((m) => m.cluster));
+    console.log(
+      `\nAgreement with the ${new Set(written.values()).size} issues the ${members.length} tickets were written for: adjusted Rand index ${ari.toFixed(2)} ` +
+        '(1 = the same grouping, 0 = chance). To cluster with a real sentence-transformers export, see README, "Adding a real model".',
     );
   }
 

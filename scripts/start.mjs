@@ -24,7 +24,7 @@ await new Promise((ok, fail) => {
 
 // With no configuration, serve the tiny model of each task: build the missing ones first,
 // so the API finds them from its first request.
-const served = (env.WORKER_MODELS ?? 'inferq/tiny-bert-classifier,inferq/tiny-nli,inferq/tiny-bart,inferq/tiny-llama').split(',');
+const served = (env.WORKER_MODELS ?? 'inferq/tiny-bert-classifier,inferq/tiny-nli,inferq/tiny-bart,inferq/tiny-llama,inferq/tiny-embeddings').split(',');
 for (const id of served.map((m) => m.trim())) if (id in DEFAULT_MODELS) await ensureModel(env.MODELS_DIR, id);
 
 const children = [

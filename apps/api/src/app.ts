@@ -20,6 +20,8 @@ import { queuesPlugin } from './plugins/queues.js';
 import { batchesPlugin } from './plugins/batches.js';
 import { clientLimitsPlugin } from './plugins/client-limits.js';
 import { batchRoutes } from './routes/batches.js';
+import { clusterRoutes } from './routes/clusters.js';
+import { similarTicketRoutes } from './routes/ticket-similar.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import { ticketRoutes } from './routes/tickets.js';
@@ -95,6 +97,7 @@ export const app = fp<AppOptions>(
           { name: 'jobs', description: 'Single inference jobs' },
           { name: 'batches', description: 'Bulk batches: many inputs, results as JSONL' },
           { name: 'tickets', description: 'Support ticket triage: issue and summary' },
+          { name: 'clusters', description: 'Common issues: embeddings of many texts, clustered' },
           { name: 'models', description: 'Models in the models folder' },
           { name: 'health', description: 'Liveness and readiness' },
           { name: 'admin', description: 'Tenant keys (the admin key only), live workers' },
@@ -131,6 +134,7 @@ export const app = fp<AppOptions>(
         'zero-shot-classification': config.DEFAULT_MODEL_ZERO_SHOT,
         summarization: config.DEFAULT_MODEL_SUMMARIZATION,
         generation: config.DEFAULT_MODEL_GENERATION,
+        embedding: config.DEFAULT_MODEL_EMBEDDING,
       },
     });
 
@@ -147,6 +151,8 @@ export const app = fp<AppOptions>(
     await fastify.register(adminKeyRoutes);
     await fastify.register(deletionRoutes);
     await fastify.register(adminWorkerRoutes);
+    await fastify.register(clusterRoutes);
+    await fastify.register(similarTicketRoutes);
     await fastify.register(openaiRoutes, { prefix: '/openai/v1' });
   },
   { name: 'inferq-api' },

@@ -37,6 +37,8 @@ function configSchema(cwd: string) {
     DEFAULT_MODEL_SUMMARIZATION: Type.String({ pattern: MODEL_ID_PATTERN, default: 'inferq/tiny-bart' }),
     /** Model used for `generation` jobs that name none (a decoder-only LM). */
     DEFAULT_MODEL_GENERATION: Type.String({ pattern: MODEL_ID_PATTERN, default: 'inferq/tiny-llama' }),
+    /** Model used for `embedding` jobs and cluster runs that name none (a sentence-transformers export). */
+    DEFAULT_MODEL_EMBEDDING: Type.String({ pattern: MODEL_ID_PATTERN, default: 'inferq/tiny-embeddings' }),
     /**
      * Model that sorts tickets posted without their own labels: a zero-shot (NLI) model over
      * the default labels, or a classifier trained on ticket issues (its own labels), such as

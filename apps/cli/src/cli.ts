@@ -6,6 +6,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_API_URL } from './api-client.js';
 import { cancel, results, status, submit } from './commands/batches.js';
+import { cluster, embed } from './commands/clusters.js';
 import { classify, triage } from './commands/jobs.js';
 import { listModels, pull } from './commands/models.js';
 import { createKey, listKeys, revokeKey } from './commands/keys.js';
@@ -138,6 +139,62 @@ export function buildProgram(io: CliIo, run: (action: () => Promise<number>) => 
     .option('--json', 'print the ticket as JSON', false)
     .action(async (text: string, opts: { subject?: string; labels?: string[]; timeout: number; json: boolean }, command: Command) =>
       run(() => triage(context(command), text, opts)),
+    );
+
+  program
+    .command('embed')
+    .description('Embed every text of a file (an embedding batch) and write the vectors as JSONL')
+    .argument('<file>', 'JSONL or CSV/TSV, as for submit')
+    .option('-m, --model <org/name>', "embedding model (default: the API's default)")
+    .option('-c, --column <name>', 'CSV: column holding the text')
+    .option('--id-column <name>', "CSV: column holding each row's custom_id")
+    .addOption(new Option('--format <format>', 'input format (default: from the extension)').choices(['jsonl', 'csv', 'tsv']))
+    .option('--parameters <json>', 'embedding parameters as JSON, e.g. \'{"dimensions":128}\'')
+    .option('-o, --out <file>', 'vectors file (default: <file>.vectors.jsonl)')
+    .option('--interval <seconds>', 'seconds between two progress reads', positiveNumber('--interval'), 1)
+    .action(async (file: string, opts: Record<string, unknown>, command: Command) =>
+      run(() =>
+        embed(context(command), file, {
+          interval: (opts.interval as number) * 1000,
+          ...(opts.model !== undefined ? { model: opts.model as string } : {}),
+          ...(opts.column !== undefined ? { column: opts.column as string } : {}),
+          ...(opts.idColumn !== undefined ? { idColumn: opts.idColumn as string } : {}),
+          ...(opts.format !== undefined ? { format: opts.format as 'jsonl' | 'csv' | 'tsv' } : {}),
+          ...(opts.parameters !== undefined ? { parameters: opts.parameters as string } : {}),
+          ...(opts.out !== undefined ? { out: opts.out as string } : {}),
+        }),
+      ),
+    );
+
+  program
+    .command('cluster')
+    .description('Find the common issues in a file: embeds and clusters it (POST /v1/clusters), then prints each cluster')
+    .argument('<file>', 'JSONL or CSV/TSV, as for submit')
+    .option('-m, --model <org/name>', "embedding model (default: the API's default)")
+    .option('-c, --column <name>', 'CSV: column holding the text (e.g. body)')
+    .option('--id-column <name>', "CSV: column holding each row's custom_id")
+    .addOption(new Option('--format <format>', 'input format (default: from the extension)').choices(['jsonl', 'csv', 'tsv']))
+    .option('-k, --num-clusters <n>', 'number of clusters (default: chosen automatically)', positiveInt('--num-clusters'))
+    .option('--max-clusters <n>', 'largest k tried when choosing it', positiveInt('--max-clusters'))
+    .option('--min-cluster-size <n>', 'smaller clusters become outliers', positiveInt('--min-cluster-size'))
+    .option('-o, --out <file>', 'write each input\'s cluster ({custom_id, cluster} JSONL)')
+    .option('--interval <seconds>', 'seconds between two progress reads', positiveNumber('--interval'), 1)
+    .option('--json', 'print the run as JSON', false)
+    .action(async (file: string, opts: Record<string, unknown>, command: Command) =>
+      run(() =>
+        cluster(context(command), file, {
+          interval: (opts.interval as number) * 1000,
+          json: opts.json as boolean,
+          ...(opts.model !== undefined ? { model: opts.model as string } : {}),
+          ...(opts.column !== undefined ? { column: opts.column as string } : {}),
+          ...(opts.idColumn !== undefined ? { idColumn: opts.idColumn as string } : {}),
+          ...(opts.format !== undefined ? { format: opts.format as 'jsonl' | 'csv' | 'tsv' } : {}),
+          ...(opts.numClusters !== undefined ? { numClusters: opts.numClusters as number } : {}),
+          ...(opts.maxClusters !== undefined ? { maxClusters: opts.maxClusters as number } : {}),
+          ...(opts.minClusterSize !== undefined ? { minClusterSize: opts.minClusterSize as number } : {}),
+          ...(opts.out !== undefined ? { out: opts.out as string } : {}),
+        }),
+      ),
     );
 
   const models = program.command('models').description('Models: list what the API serves, pull from the Hub');

@@ -199,7 +199,16 @@ export interface PullResult {
 
 /** Files every text model needs, and those taken when the repository has them. */
 const REQUIRED_FILES = ['config.json', 'tokenizer.json', 'tokenizer_config.json'];
-const OPTIONAL_FILES = ['special_tokens_map.json', 'generation_config.json', 'preprocessor_config.json'];
+// The sentence-transformers files say how an embedding model pools, normalizes, cuts and prompts.
+const OPTIONAL_FILES = [
+  'special_tokens_map.json',
+  'generation_config.json',
+  'preprocessor_config.json',
+  'modules.json',
+  '1_Pooling/config.json',
+  'sentence_bert_config.json',
+  'config_sentence_transformers.json',
+];
 
 /** ONNX layouts, tried in order: encoder-only or decoder-only, encoder-decoder, older decoder-only. */
 const ONNX_LAYOUTS: readonly (readonly string[])[] = [['model'], ['encoder_model', 'decoder_model_merged'], ['decoder_model_merged']];

@@ -8,7 +8,7 @@ const Schema = Type.Object({
   QUEUE_PREFIX: Type.String({ default: 'inferq', minLength: 1, description: 'BullMQ key prefix; `{inferq}` for Redis Cluster' }),
   MODELS_DIR: Type.String({ default: 'models', description: 'Folder of models, `<org>/<name>` each' }),
   WORKER_MODELS: Type.String({
-    default: 'inferq/tiny-bert-classifier,inferq/tiny-nli,inferq/tiny-bart,inferq/tiny-llama',
+    default: 'inferq/tiny-bert-classifier,inferq/tiny-nli,inferq/tiny-bart,inferq/tiny-llama,inferq/tiny-embeddings',
     description: 'Comma-separated model ids this worker loads and serves',
   }),
   DEVICE: Type.Union([Type.Literal('cpu'), Type.Literal('webgpu'), Type.Literal('cuda')], {
@@ -76,6 +76,11 @@ const Schema = Type.Object({
   FAULT_CRASH_ON_INPUT: Type.String({
     default: '',
     description: 'Fault injection for tests, never for production: the process kills itself (SIGKILL, as a crashing session would) when a single job\'s input contains this text',
+  }),
+  TICKET_RETENTION_SECONDS: Type.Integer({
+    default: 30 * 86_400,
+    minimum: 1,
+    description: 'How long a triaged ticket\'s text and embedding are kept (cluster runs over tickets, similar tickets), in seconds',
   }),
   METRICS_PORT: Type.Integer({ default: 9464, minimum: 0, maximum: 65535, description: 'Port of /metrics (Prometheus); 0 picks a free one' }),
   METRICS_HOST: Type.String({ default: '127.0.0.1', description: 'Address /metrics listens on' }),

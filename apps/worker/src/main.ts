@@ -7,6 +7,7 @@ import { createLogger } from './logger.js';
 import { WorkerMetrics, portOf, serveMetrics } from './metrics.js';
 import { BatchFinalizer } from './batch-finalizer.js';
 import { BatchReaper } from './batch-reaper.js';
+import { ClusterWorker } from './cluster-worker.js';
 import { ModelWorker } from './model-worker.js';
 import { startTicketWorker } from './ticket-worker.js';
 import { WebhookOutbox } from './webhook-outbox.js';
@@ -25,6 +26,7 @@ const outbox = new WebhookOutbox(
 );
 let finalizer: BatchFinalizer | undefined;
 let reaper: BatchReaper | undefined;
+let clusterWorker: ClusterWorker | undefined;
 let sender: WebhookSender | undefined;
 let tickets: ReturnType<typeof startTicketWorker> | undefined;
 
@@ -64,6 +66,7 @@ closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS + 15_000, logger }, async ({ si
   }
   await step('tickets', () => within(tickets?.close() ?? Promise.resolve(), 2000));
   await step('finalizer', () => within(finalizer?.close() ?? Promise.resolve(), 2000));
+  await step('clusters', () => within(clusterWorker?.close() ?? Promise.resolve(), 2000));
   await step('reaper', () => within(reaper?.close() ?? Promise.resolve(), 2000));
   await step('webhooks', () => within(sender?.close() ?? Promise.resolve(), 2000));
   await step('outbox', () => within(outbox.close(), 2000));
@@ -92,6 +95,7 @@ reaper = await new BatchReaper(
   outbox,
   logger,
 ).start();
+clusterWorker = await ClusterWorker.start({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX }, logger);
 if (config.WEBHOOK_SECRET) {
   sender = await WebhookSender.start(
     {

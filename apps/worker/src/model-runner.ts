@@ -3,6 +3,8 @@ import { tasksForConfig, type ChatMessage, type ErrorCode, type GenerationResult
 import {
   BatchScheduler,
   GenerationParameterError,
+  EmbeddingPipeline,
+  embeddingToBase64,
   SummarizationPipeline,
   TextClassificationPipeline,
   TextGenerationPipeline,
@@ -14,6 +16,9 @@ import {
   readModelConfig,
   topK,
   type BatchStats,
+  type EmbeddingOutput,
+  type EmbeddingPrepared,
+  type PoolingMode,
   type Encoded,
   type GeneratedText,
   type GenerationOptions,
@@ -290,6 +295,34 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
           for (const warning of prepared.config.warnings) log.warn({ task: 'generation' }, warning);
           checkGenerationCost(config, prepared.config, pipeline.cost(prepared));
           return generationResult(await generated(batches.submit(signal ? { ...prepared, signal } : prepared, { priority, signal })));
+        },
+        close: async () => (await batches.close(), await pipeline.release()),
+      };
+    },
+    async embedding() {
+      const pipeline = await EmbeddingPipeline.load(dir, loadOptions);
+      const batches = scheduler<EmbeddingPrepared, EmbeddingOutput>('embedding', (b) => pipeline.run(b), (p) => pipeline.cost(p));
+      return {
+        device: pipeline.session.device,
+        async run(input, p, { priority, signal }) {
+          const prepared = await validated(
+            () =>
+              pipeline.prepare({
+                text: input as string,
+                pooling: p.pooling as PoolingMode | undefined,
+                normalize: p.normalize as boolean | undefined,
+                dimensions: p.dimensions as number | undefined,
+                promptName: p.prompt_name as string | undefined,
+                prompt: p.prompt as string | undefined,
+              }),
+            priority,
+          );
+          const { embedding, inputTokens } = await batches.submit(prepared, { priority, signal });
+          return {
+            embedding: p.encoding === 'base64' ? embeddingToBase64(embedding) : Array.from(embedding),
+            dimensions: embedding.length,
+            usage: { input_tokens: inputTokens },
+          };
         },
         close: async () => (await batches.close(), await pipeline.release()),
       };

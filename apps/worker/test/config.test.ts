@@ -6,7 +6,7 @@ describe('worker config', () => {
     const config = loadWorkerConfig({});
     expect(config).toMatchObject({
       REDIS_URL: 'redis://127.0.0.1:6379',
-      models: ['inferq/tiny-bert-classifier', 'inferq/tiny-nli', 'inferq/tiny-bart', 'inferq/tiny-llama'],
+      models: ['inferq/tiny-bert-classifier', 'inferq/tiny-nli', 'inferq/tiny-bart', 'inferq/tiny-llama', 'inferq/tiny-embeddings'],
       DEVICE: 'cpu',
       MAX_BATCH_SIZE: 32,
     });

@@ -16,7 +16,7 @@ export const CreateJobBody = Type.Object(
     }),
     parameters: Type.Optional(
       Type.Record(Type.String(), Type.Unknown(), {
-        description: 'Task settings: `top_k` (classification); `candidate_labels`, `hypothesis_template`, `multi_label` (zero-shot-classification); `max_new_tokens`, `num_beams`, `do_sample`, `temperature`, `top_k`, `top_p`, `repetition_penalty`, `no_repeat_ngram_size`, `length_penalty`, `seed`, and for generation `stop`, `return_full_text`',
+        description: 'Task settings: `top_k` (classification); `candidate_labels`, `hypothesis_template`, `multi_label` (zero-shot-classification); `max_new_tokens`, `num_beams`, `do_sample`, `temperature`, `top_k`, `top_p`, `repetition_penalty`, `no_repeat_ngram_size`, `length_penalty`, `seed`, and for generation `stop`, `return_full_text`; `pooling`, `normalize`, `dimensions`, `prompt_name`, `prompt`, `encoding` (embedding)',
       }),
     ),
     stream: Type.Optional(
@@ -71,7 +71,17 @@ export const GenerationResult = Type.Object({
 });
 export type GenerationResult = Static<typeof GenerationResult>;
 
-export const JobResult = Type.Union([ClassificationResult, GenerationResult]);
+/** A sentence embedding. */
+export const EmbeddingResult = Type.Object({
+  embedding: Type.Union([Type.Array(Type.Number()), Type.String()], {
+    description: 'The vector; with `encoding: "base64"`, its little-endian float32 bytes in base64',
+  }),
+  dimensions: Type.Integer({ description: 'Length of the vector' }),
+  usage: Type.Object({ input_tokens: Type.Integer() }),
+});
+export type EmbeddingResult = Static<typeof EmbeddingResult>;
+
+export const JobResult = Type.Union([ClassificationResult, GenerationResult, EmbeddingResult]);
 export type JobResult = Static<typeof JobResult>;
 
 export const JobAccepted = Type.Object(

@@ -6,13 +6,15 @@ export interface ModelConfigSummary {
   id2label?: Record<string, string>;
   model_type?: string;
   is_encoder_decoder?: boolean;
+  hidden_size?: number;
 }
 
 /**
  * The tasks a model serves, from its config, as the Hugging Face pipelines decide:
  * `*ForSequenceClassification` classifies, and with an `entailment` label (an NLI model)
  * also does zero-shot classification; `*ForConditionalGeneration` (encoder-decoder)
- * summarizes; `*ForCausalLM` / `*LMHeadModel` generates.
+ * summarizes; `*ForCausalLM` / `*LMHeadModel` generates; a bare encoder (`BertModel`,
+ * `XLMRobertaModel`, ..., what sentence-transformers exports) embeds.
  */
 export function tasksForConfig(config: ModelConfigSummary): TaskName[] {
   const arch = config.architectures?.[0] ?? '';
@@ -22,6 +24,7 @@ export function tasksForConfig(config: ModelConfigSummary): TaskName[] {
   }
   if (arch.endsWith('ForConditionalGeneration') || (arch === '' && config.is_encoder_decoder === true)) return ['summarization'];
   if (arch.endsWith('ForCausalLM') || arch.endsWith('LMHeadModel')) return ['generation'];
+  if (/^[A-Z][A-Za-z0-9]*Model$/.test(arch) && !/(LMHead|Generation|Seq2Seq|Causal)/.test(arch) && !arch.startsWith('Pretrained')) return ['embedding'];
   return [];
 }
 

@@ -25,6 +25,7 @@ export const ModelInfo = Type.Object(
     tasks: Type.Array(Task),
     architecture: Type.String({ description: 'config.json `architectures[0]`' }),
     labels: Type.Optional(Type.Array(Type.String(), { description: 'id2label, in id order' })),
+    dimension: Type.Optional(Type.Integer({ description: 'embedding models: length of their vectors (before any `dimensions` cut)' })),
     default_for: Type.Array(Task, { description: 'Tasks for which this model is the default' }),
     path: Type.String({ description: 'The model folder, relative to MODELS_DIR' }),
     served: Type.Boolean({ description: 'Whether a live worker serves it now (heartbeats of the last 15 s)' }),

@@ -68,6 +68,24 @@ export const GenerationParameters = Type.Object(
 );
 export type GenerationParameters = Static<typeof GenerationParameters>;
 
+/** Pooling modes of sentence-transformers; used only when the model folder has no `1_Pooling/config.json`. */
+export const POOLING_NAMES = ['mean', 'cls', 'max', 'last_token'] as const;
+
+export const EmbeddingParameters = Type.Object(
+  {
+    pooling: Type.Optional(Type.Enum(POOLING_NAMES, { description: "How token vectors become one; the model's 1_Pooling/config.json wins (default mean)" })),
+    normalize: Type.Optional(Type.Boolean({ description: "L2-normalize the vector (default: true, or as the model's modules.json says)" })),
+    dimensions: Type.Optional(Type.Integer({ minimum: 1, maximum: 65_536, description: 'Keep the first n dimensions (Matryoshka), then renormalize' })),
+    prompt_name: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: "A prompt of the model's config_sentence_transformers.json (e.g. `query`)" })),
+    prompt: Type.Optional(Type.String({ maxLength: 1000, description: 'A literal prefix put before the input' })),
+    encoding: Type.Optional(
+      Type.Union([Type.Literal('float'), Type.Literal('base64')], { description: '`base64`: the vector as little-endian float32 bytes in base64 (default float)' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type EmbeddingParameters = Static<typeof EmbeddingParameters>;
+
 /** One chat message, as in the Hugging Face chat templates. */
 export const ChatMessage = Type.Object(
   {
@@ -83,6 +101,7 @@ export const PARAMETER_SCHEMAS: Record<TaskName, TSchema> = {
   'zero-shot-classification': ZeroShotParameters,
   summarization: SummarizationParameters,
   generation: GenerationParameters,
+  embedding: EmbeddingParameters,
 };
 
 /** Which tasks take chat messages as `input` (the others take a string). */

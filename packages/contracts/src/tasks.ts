@@ -1,7 +1,7 @@
 import Type, { type Static } from 'typebox';
 
 /** Tasks inferq accepts. */
-export const TASKS = ['classification', 'zero-shot-classification', 'summarization', 'generation'] as const;
+export const TASKS = ['classification', 'zero-shot-classification', 'summarization', 'generation', 'embedding'] as const;
 export type TaskName = (typeof TASKS)[number];
 
 // An enum, not a union of mapped literals: `Type.Union` of an array (not a tuple) types as `never`.

@@ -40,7 +40,8 @@ describe('model tasks from config.json', () => {
       'text-classification',
     ]);
     expect(modelTasks({ architectures: ['Qwen2ForCausalLM'] })).toEqual(['text-generation']);
-    expect(modelTasks({ architectures: ['WhateverModel'] })).toEqual([]);
+    expect(modelTasks({ architectures: ['WhateverModel'] })).toEqual(['feature-extraction']);
+    expect(modelTasks({ architectures: ['Whatever'] })).toEqual([]);
   });
 });
 

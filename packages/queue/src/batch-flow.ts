@@ -11,6 +11,16 @@ export interface BatchFlowOptions {
   retentionSeconds: number;
   /** Attempts per chunk job; a chunk that fails them all gets error lines at finalization. @defaultValue 3 */
   chunkAttempts?: number;
+  /** A job that runs once the batch has ended (a cluster run's clustering job): the batch's flow becomes its child. */
+  parent?: FlowParent;
+}
+
+/** A job above a batch's flow, run by BullMQ once the batch's parent job has completed. */
+export interface FlowParent {
+  queueName: string;
+  name: string;
+  jobId: string;
+  data: Record<string, unknown>;
 }
 
 /** The set of bulk queue names batches were queued on (`P:bulk-queues`), for the reaper. */
@@ -41,18 +51,29 @@ export async function addBatchFlow(flows: FlowProducer, redis: RedisClient, reco
     // writes that chunk's error lines.
     ignoreDependencyOnFailure: true,
   });
-  await flows.add({
+  const batchFlow = {
     name: 'batch',
     queueName: BATCHES_QUEUE,
     data: { batch: record.id } satisfies BatchJobData,
-    opts: { jobId: batchJobId(record.id, record.stage), attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: keep, removeOnFail: keep },
+    opts: { jobId: batchJobId(record.id, record.stage), attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: keep, removeOnFail: keep } as JobsOptions,
     children: Array.from({ length: record.chunks }, (_, chunk) => ({
       name: 'chunk',
       queueName: bulkQueue,
       data: { batch: record.id, chunk, stage: record.stage } satisfies ChunkJobData,
       opts: chunkOpts(chunk),
     })),
-  });
+  };
+  const { parent } = options;
+  if (parent) {
+    const { jobId, ...rest } = parent;
+    await flows.add({
+      ...rest,
+      opts: { jobId, attempts: 3, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: keep, removeOnFail: keep },
+      children: [{ ...batchFlow, opts: { ...batchFlow.opts, failParentOnFailure: true } }],
+    });
+  } else {
+    await flows.add(batchFlow);
+  }
   const missing = await missingChunkJobs(redis, prefix, record);
   if (missing.length > 0) throw new Error(`batch ${record.id}: ${missing.length} chunk job(s) were not added (first: chunk ${missing[0]})`);
 }

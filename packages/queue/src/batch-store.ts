@@ -22,6 +22,7 @@ import {
  * | `P:batch:<id>:run:<c>` | string | present while an attempt runs chunk `c` (renewed; the finalizer waits for it) |
  * | `P:batch-index` | sorted set | batch ids scored by creation time, for listing |
  * | `P:batch-stage:<sid>:<c>` | string | chunk `c`'s inputs, NDJSON `{custom_id, input}` lines, from upload until the chunk ends |
+ * | `P:batch:<id>:in:<c>` | string | the same lines once the chunk has ended (renamed), kept with the results so a cluster run can read a batch's texts |
  * | `P:batch-stage:<sid>:ids` | hash | custom_id → line, while an upload is parsed (duplicate check) |
  * | `P:batch-staging` | hash | stage → `<deadline ms> <chunks>` of each upload being staged (for the reaper) |
  *
@@ -176,17 +177,21 @@ end
 return status`,
   },
   /**
-   * KEYS: batch hash, out key, stage key. ARGV: lines, completed, failed, expired (0|1), cancelled (0|1).
+   * KEYS: batch hash, out key, stage key, kept-inputs key. ARGV: lines, completed, failed, expired (0|1),
+   * cancelled (0|1). The chunk's inputs are kept (renamed) until the batch's `keep_until`, for cluster runs over a batch.
    * → 1 written, 0 already written, -1 no batch.
    */
   inferqBatchFinishChunk: {
-    keys: 3,
+    keys: 4,
     lua: `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local keep = redis.call('HGET', KEYS[1], 'keep_until')
 redis.call('SET', KEYS[2], ARGV[1], 'PXAT', keep)
-redis.call('DEL', KEYS[3])
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('RENAME', KEYS[3], KEYS[4])
+  redis.call('PEXPIREAT', KEYS[4], keep)
+end
 redis.call('HINCRBY', KEYS[1], 'completed', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'failed', ARGV[3])
 if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[1], 'expired_chunks', 1) end
@@ -239,6 +244,24 @@ export class BatchStore {
 
   outKey(id: string, chunk: number): string {
     return `${this.prefix}:batch:${id}:out:${chunk}`;
+  }
+
+  /** Chunk `c`'s inputs once it has ended (see the key table). */
+  inputsKey(id: string, chunk: number): string {
+    return `${this.batchKey(id)}:in:${chunk}`;
+  }
+
+  /** The inputs of an ended chunk as `[custom_id, input]`, or undefined when they are not kept (expired, or the chunk has not ended). */
+  async readKeptInputs(id: string, chunk: number): Promise<[string, string][] | undefined> {
+    const data = await this.redis.get(this.inputsKey(id, chunk));
+    if (data === null) return undefined;
+    return data
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => {
+        const { custom_id: customId, input } = JSON.parse(line) as { custom_id: string; input: string };
+        return [customId, input];
+      });
   }
 
   indexKey(): string {
@@ -480,6 +503,7 @@ export class BatchStore {
         this.batchKey(id),
         this.outKey(id, chunk),
         this.stageKey(stage, chunk),
+        this.inputsKey(id, chunk),
         body,
         counts.completed,
         counts.failed,
@@ -603,6 +627,7 @@ export class BatchStore {
       for (let k = c; k < Math.min(chunks, c + PIPELINE_CHUNK); k++) {
         pipeline.pexpireat(this.outKey(id, k), until);
         pipeline.pexpireat(this.stageKey(stage, k), until);
+        pipeline.pexpireat(this.inputsKey(id, k), until);
       }
       await pipeline.exec();
     }

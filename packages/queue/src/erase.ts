@@ -26,13 +26,13 @@ export async function eraseJobEvents(redis: RedisClient, prefix: string, queueNa
 }
 
 /**
- * Deletes every key of a batch: its record, its results, its staged inputs, and its entry in
+ * Deletes every key of a batch: its record, its results, its staged and kept inputs, and its entry in
  * the index of all batches and in `indexKeys` (the owner's list). A chunk still running finds
  * its batch gone and writes nothing (`finishChunk` answers 'gone').
  */
 export async function eraseBatch(store: BatchStore, record: BatchRecord, indexKeys: readonly string[] = []): Promise<void> {
   const keys = [store.batchKey(record.id), store.stageIdsKey(record.stage)];
-  for (let c = 0; c < record.chunks; c++) keys.push(store.outKey(record.id, c), store.stageKey(record.stage, c));
+  for (let c = 0; c < record.chunks; c++) keys.push(store.outKey(record.id, c), store.stageKey(record.stage, c), store.inputsKey(record.id, c));
   // The record first: from then on no chunk writes results, and readers answer not-found.
   await store.redis.del(store.batchKey(record.id));
   for (let i = 0; i < keys.length; i += PAGE) await store.redis.del(...keys.slice(i, i + PAGE));

@@ -9,6 +9,14 @@ export interface TicketJobData {
   jobs: { classification: string; summary: string };
   /** The zero-shot child's queue and the summary child's queue, to find their results. */
   queues: { classification: string; summary: string };
+  /**
+   * The embedding child, when a worker served the embedding model as the ticket came in: the
+   * parent then keeps the ticket's text and vector for TICKET_RETENTION_SECONDS (clusters of
+   * tickets, similar tickets).
+   */
+  embedding?: { job: string; queue: string; model: string };
+  /** The ticket's text, kept with its embedding. */
+  text?: string;
 }
 
 export function newTicketId(): string {

@@ -44,6 +44,12 @@ export interface BertClassifierOptions {
   problemType?: ProblemType;
   /** Epsilon of every LayerNorm (`layer_norm_eps`). @defaultValue 1e-12 */
   layerNormEps?: number;
+  /**
+   * `none`: a bare `BertModel` whose output is `last_hidden_state` `[batch, seq, hidden]`
+   * (what sentence-transformers exports), instead of the pooler and classifier.
+   * @defaultValue 'classifier'
+   */
+  head?: 'classifier' | 'none';
 }
 
 /** The sizes and labels of a model: {@link BertClassifierOptions} without `dir`. */
@@ -60,7 +66,7 @@ export const TINY_CLASSIFIER = Object.freeze({
   maxPositionEmbeddings: 512,
   labels: ['negative', 'positive'],
   layerNormEps: 1e-12,
-}) satisfies Required<Omit<BertClassifierPreset, 'problemType'>>;
+}) satisfies Required<Omit<BertClassifierPreset, 'problemType' | 'head'>>;
 
 /**
  * A classifier of honest size for benchmarks: 6 layers x 384 wide, 12 heads, FFN 1536,
@@ -91,7 +97,7 @@ export const TINY_NLI = Object.freeze({
 /** `transformers_version` written to `config.json`, as an export from that version would. */
 export const TRANSFORMERS_VERSION = '4.46.3';
 
-type ResolvedPreset = Required<Omit<BertClassifierPreset, 'problemType'>> & Pick<BertClassifierPreset, 'problemType'>;
+type ResolvedPreset = Required<Omit<BertClassifierPreset, 'problemType' | 'head'>> & Pick<BertClassifierPreset, 'problemType' | 'head'>;
 
 /** Merges the defaults in, then checks the result. */
 function resolvePreset(preset: BertClassifierPreset): ResolvedPreset {
@@ -197,7 +203,8 @@ export function bertClassifierOnnx(preset: BertClassifierPreset = {}): Uint8Arra
   const inputIds = g.input('input_ids', ElemType.int64, dims);
   const attentionMask = g.input('attention_mask', ElemType.int64, dims);
   const tokenTypeIds = g.input('token_type_ids', ElemType.int64, dims);
-  g.output('logits', ElemType.float32, ['batch_size', o.labels.length]);
+  if (o.head === 'none') g.output('last_hidden_state', ElemType.float32, ['batch_size', 'sequence_length', H]);
+  else g.output('logits', ElemType.float32, ['batch_size', o.labels.length]);
 
   // Embeddings: word + token type + position (position ids 0..seq-1 built in the graph).
   const emb = '/bert/embeddings';
@@ -257,6 +264,11 @@ export function bertClassifierOnnx(preset: BertClassifierPreset = {}): Uint8Arra
     const out = linear(`${scope}/output/dense`, gelu, o.intermediateSize, H, `${prefix}.output.dense`);
     const outResidual = g.node('Add', [out, attNorm], { name: `${scope}/output/Add` });
     hidden = layerNorm(`${scope}/output/LayerNorm`, outResidual, `${prefix}.output.LayerNorm`);
+  }
+
+  if (o.head === 'none') {
+    g.node('Identity', [hidden], { name: '/bert/Identity', output: 'last_hidden_state' });
+    return g.toModelBytes({ docString: `BertModel built by @inferq/tiny-models (seed ${o.seed}, random weights)` });
   }
 
   // Pooler: hidden state of the first token ([CLS]) -> dense -> tanh; then the classifier.

@@ -2,7 +2,7 @@
 /**
  * Builds the default models into a models folder:
  *
- *   node packages/tiny-models/dist/cli.js --out DIR [--preset tiny|bench|nli|bart|llama|starter-sentiment|starter-tickets] [--force]
+ *   node packages/tiny-models/dist/cli.js --out DIR [--preset tiny|bench|nli|bart|llama|starter-sentiment|starter-tickets|starter-embeddings|embeddings|embeddings-cls] [--force]
  *
  * Without `--preset` it builds all of them. A model already there is kept unless `--force`.
  */
@@ -13,10 +13,13 @@ import {
   BENCH_CLASSIFIER_ID,
   ensureModel,
   parseModelId,
+  STARTER_EMBEDDINGS_ID,
   STARTER_SENTIMENT_ID,
   STARTER_TICKETS_ID,
   TINY_BART_ID,
   TINY_CLASSIFIER_ID,
+  TINY_EMBEDDINGS_CLS_ID,
+  TINY_EMBEDDINGS_ID,
   TINY_LLAMA_ID,
   TINY_NLI_ID,
 } from './ensure-model.js';
@@ -29,6 +32,9 @@ const PRESET_IDS: Record<string, string> = {
   llama: TINY_LLAMA_ID,
   'starter-sentiment': STARTER_SENTIMENT_ID,
   'starter-tickets': STARTER_TICKETS_ID,
+  'starter-embeddings': STARTER_EMBEDDINGS_ID,
+  embeddings: TINY_EMBEDDINGS_ID,
+  'embeddings-cls': TINY_EMBEDDINGS_CLS_ID,
 };
 const USAGE = `usage: cli.js --out DIR [--preset ${Object.keys(PRESET_IDS).join('|')}] [--force]`;
 

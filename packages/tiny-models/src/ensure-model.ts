@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { buildBart, TINY_BART, type BartPreset } from './bart-model.js';
 import { BENCH_CLASSIFIER, buildBertClassifier, TINY_CLASSIFIER, TINY_NLI, type BertClassifierPreset } from './bert-classifier.js';
 import { BENCH_LLAMA, BENCH_LLAMA_152K, buildLlama, TINY_LLAMA, type LlamaPreset } from './llama-model.js';
+import { BENCH_EMBEDDINGS, buildSentenceTransformer, TINY_EMBEDDINGS, TINY_EMBEDDINGS_CLS, type SentenceTransformerPreset } from './sentence-transformer.js';
 import { buildStarterModel, type StarterModelPreset } from './starter-models.js';
 
 /** Id of the tiny classifier that tests use. */
@@ -28,6 +29,14 @@ export const BENCH_LLAMA_152K_ID = 'inferq/bench-llama-152k';
 export const STARTER_SENTIMENT_ID = 'inferq/starter-sentiment';
 /** Id of the starter ticket classifier (billing, login and account, bug, ...): a keyword table. */
 export const STARTER_TICKETS_ID = 'inferq/starter-tickets';
+/** Id of the starter embedding model: trained word vectors, mean-pooled (sensible sentence vectors offline). */
+export const STARTER_EMBEDDINGS_ID = 'inferq/starter-embeddings';
+/** Id of the tiny sentence-transformers model, mean pooling (embeddings). */
+export const TINY_EMBEDDINGS_ID = 'inferq/tiny-embeddings';
+/** Id of the bench-sized sentence-transformers model (6 x 384, as all-MiniLM-L6-v2) that benchmarks use. */
+export const BENCH_EMBEDDINGS_ID = 'inferq/bench-embeddings';
+/** Id of the tiny sentence-transformers model, CLS pooling. */
+export const TINY_EMBEDDINGS_CLS_ID = 'inferq/tiny-embeddings-cls';
 
 /**
  * What to build: a BERT classifier preset (`kind` left out or `bert-classifier`, as
@@ -38,7 +47,8 @@ export type ModelSpec =
   | (BertClassifierPreset & { kind?: 'bert-classifier' })
   | (BartPreset & { kind: 'bart' })
   | (LlamaPreset & { kind: 'llama' })
-  | (StarterModelPreset & { kind: 'starter' });
+  | (StarterModelPreset & { kind: 'starter' })
+  | (SentenceTransformerPreset & { kind: 'sentence-transformer' });
 
 /** The models this package builds by default, by model id. */
 export const DEFAULT_MODELS: Readonly<Record<string, ModelSpec>> = Object.freeze({
@@ -51,6 +61,10 @@ export const DEFAULT_MODELS: Readonly<Record<string, ModelSpec>> = Object.freeze
   [BENCH_LLAMA_152K_ID]: { kind: 'llama', ...BENCH_LLAMA_152K },
   [STARTER_SENTIMENT_ID]: { kind: 'starter', starter: 'sentiment' },
   [STARTER_TICKETS_ID]: { kind: 'starter', starter: 'tickets' },
+  [STARTER_EMBEDDINGS_ID]: { kind: 'starter', starter: 'embeddings' },
+  [TINY_EMBEDDINGS_ID]: { kind: 'sentence-transformer', ...TINY_EMBEDDINGS },
+  [TINY_EMBEDDINGS_CLS_ID]: { kind: 'sentence-transformer', ...TINY_EMBEDDINGS_CLS },
+  [BENCH_EMBEDDINGS_ID]: { kind: 'sentence-transformer', ...BENCH_EMBEDDINGS },
 });
 
 /** The file whose presence means a model folder is complete (the last one a build writes). */
@@ -71,6 +85,10 @@ export async function buildModel(dir: string, spec: ModelSpec): Promise<void> {
     }
     case 'starter':
       return buildStarterModel({ starter: spec.starter, dir });
+    case 'sentence-transformer': {
+      const { kind: _kind, ...preset } = spec;
+      return buildSentenceTransformer({ ...preset, dir });
+    }
     default: {
       const { kind: _kind, ...preset } = spec;
       return buildBertClassifier({ ...preset, dir });

@@ -1,6 +1,7 @@
 export * from './bart-model.js';
 export * from './bert-classifier.js';
 export * from './byte-level-bpe.js';
+export * from './embedding-training.js';
 export * from './ensure-model.js';
 export * from './linear-text-classifier.js';
 export * from './llama-model.js';
@@ -9,6 +10,8 @@ export * from './model-layers.js';
 export * from './onnx-graph.js';
 export * from './rng.js';
 export * from './sentencepiece-bpe.js';
+export * from './sentence-transformer.js';
 export * from './sentiment-training.js';
+export * from './starter-embeddings.js';
 export * from './starter-models.js';
 export * from './wordpiece-tokenizer.js';

@@ -11,13 +11,14 @@
 import { readFileSync } from 'node:fs';
 import { buildLinearTextClassifier, type LinearTextClassifierSpec, type PhraseWeights } from './linear-text-classifier.js';
 import { SENTIMENT_LABELS } from './sentiment-training.js';
+import { buildStarterEmbeddings } from './starter-embeddings.js';
 
 /** Which starter model to build. */
-export type StarterModelName = 'sentiment' | 'tickets';
+export type StarterModelName = 'sentiment' | 'tickets' | 'embeddings';
 
 /** What {@link buildStarterModel} builds. */
 export interface StarterModelPreset {
-  /** `sentiment` or `tickets`. */
+  /** `sentiment`, `tickets` or `embeddings`. */
   starter: StarterModelName;
 }
 
@@ -188,6 +189,7 @@ export function starterTicketsSpec(vocab: readonly string[] = ticketVocab()): Li
 
 /** Writes a starter model (`sentiment` or `tickets`) into `options.dir`. */
 export async function buildStarterModel(options: StarterModelOptions): Promise<void> {
+  if (options.starter === 'embeddings') return buildStarterEmbeddings(options.dir);
   const spec = options.starter === 'sentiment' ? starterSentimentSpec() : starterTicketsSpec();
   await buildLinearTextClassifier({ ...spec, dir: options.dir });
 }

@@ -4,16 +4,20 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   BENCH_CLASSIFIER_ID,
+  BENCH_EMBEDDINGS_ID,
   BENCH_LLAMA_ID,
   BENCH_LLAMA_152K_ID,
   DEFAULT_MODELS,
   ensureModel,
+  STARTER_EMBEDDINGS_ID,
   STARTER_SENTIMENT_ID,
   STARTER_TICKETS_ID,
   TINY_BART,
   TINY_BART_ID,
   TINY_CLASSIFIER,
   TINY_CLASSIFIER_ID,
+  TINY_EMBEDDINGS_CLS_ID,
+  TINY_EMBEDDINGS_ID,
   TINY_LLAMA_ID,
   TINY_NLI_ID,
 } from '../src/index.js';
@@ -31,7 +35,7 @@ afterEach(async () => {
 describe('ensureModel', () => {
   it('knows the default model ids', () => {
     expect(Object.keys(DEFAULT_MODELS).sort()).toEqual(
-      [BENCH_CLASSIFIER_ID, BENCH_LLAMA_ID, BENCH_LLAMA_152K_ID, TINY_CLASSIFIER_ID, TINY_NLI_ID, TINY_BART_ID, TINY_LLAMA_ID, STARTER_SENTIMENT_ID, STARTER_TICKETS_ID].sort(),
+      [BENCH_CLASSIFIER_ID, BENCH_LLAMA_ID, BENCH_LLAMA_152K_ID, TINY_CLASSIFIER_ID, TINY_NLI_ID, TINY_BART_ID, TINY_LLAMA_ID, STARTER_SENTIMENT_ID, STARTER_TICKETS_ID, TINY_EMBEDDINGS_ID, TINY_EMBEDDINGS_CLS_ID, STARTER_EMBEDDINGS_ID, BENCH_EMBEDDINGS_ID].sort(),
     );
     expect(TINY_CLASSIFIER_ID).toBe('inferq/tiny-bert-classifier');
     expect(BENCH_CLASSIFIER_ID).toBe('inferq/bench-bert-classifier');

@@ -7,6 +7,7 @@ import {
   addBatchFlow,
   batchJobId,
   type BatchRecord,
+  type FlowParent,
   type NewBatch,
   type StagedBatch,
 } from '@inferq/queue';
@@ -32,10 +33,12 @@ export interface BatchService {
    * `in_progress`. Resolves with the record and whether it was created, or (same id, an
    * idempotent repeat) the existing one, the staging then discarded.
    */
-  start(batch: NewBatch, staged: StagedBatch): Promise<{ record: BatchRecord; created: boolean }>;
+  start(batch: NewBatch, staged: StagedBatch, parent?: FlowParent): Promise<{ record: BatchRecord; created: boolean }>;
   /** Throws `INFERQ_ERR_QUEUE_UNAVAILABLE` while Redis is down. */
   assertAvailable(): void;
 }
+
+export type { FlowParent } from '@inferq/queue';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -66,10 +69,15 @@ export const batchesPlugin = fp<BatchesOptions>(
     parents.on('error', (err) => app.log.debug({ err }, 'batches queue error'));
 
     /** Undoes a batch that could not start: failed, its staging deleted, any part of its flow removed. */
-    async function abandon(record: BatchRecord): Promise<void> {
+    async function abandon(record: BatchRecord, parent?: FlowParent): Promise<void> {
       // The record stays, failed, so that a repeated idempotent post answers the same.
       await store.transition(record.id, 'failed', ['validating']).catch(() => {});
       await parents.remove(batchJobId(record.id, record.stage), { removeChildren: true }).catch(() => {});
+      if (parent) {
+        const above = new Queue(parent.queueName, { connection: redis, prefix });
+        await above.remove(parent.jobId, { removeChildren: true }).catch(() => {});
+        await above.close().catch(() => {});
+      }
       await store.discardStage(record.stage, record.chunks).catch(() => {});
     }
     const service: BatchService = {
@@ -77,7 +85,7 @@ export const batchesPlugin = fp<BatchesOptions>(
       assertAvailable() {
         if (redis.status !== 'ready') throw httpError('INFERQ_ERR_QUEUE_UNAVAILABLE');
       },
-      async start(batch, staged) {
+      async start(batch, staged, parent) {
         let created: boolean;
         try {
           created = await store.create(batch, staged);
@@ -98,10 +106,10 @@ export const batchesPlugin = fp<BatchesOptions>(
         const record = await store.get(batch.id);
         if (!record) throw new Error(`batch ${batch.id} vanished`);
         try {
-          await addBatchFlow(flows, redis, record, { prefix, retentionSeconds, chunkAttempts });
+          await addBatchFlow(flows, redis, record, { prefix, retentionSeconds, chunkAttempts, ...(parent ? { parent } : {}) });
           await store.transition(batch.id, 'in_progress', ['validating']);
         } catch (err) {
-          await abandon(record);
+          await abandon(record, parent);
           throw err;
         }
         const started = await store.get(batch.id);

@@ -81,11 +81,14 @@ export function createModelCatalog(options: ModelCatalogOptions, log?: FastifyBa
       return undefined;
     }
     const labels = labelsForConfig(config);
+    const tasks = tasksForConfig(config);
+    const dimension = tasks.includes('embedding') ? config.hidden_size : undefined;
     return {
       id: modelId,
-      tasks: tasksForConfig(config),
+      tasks,
       architecture: config.architectures?.[0] ?? 'unknown',
       ...(labels.length > 0 ? { labels } : {}),
+      ...(typeof dimension === 'number' ? { dimension } : {}),
       default_for: TASKS.filter((task) => defaults[task] === modelId),
       path: modelId,
       served: false,

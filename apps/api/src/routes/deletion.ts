@@ -12,6 +12,7 @@ import {
   modelIdFromJobId,
   queueNameForModel,
   webhookJobId,
+  TicketArchive,
   type TicketJobData,
 } from '@inferq/queue';
 import { httpError } from '../errors.js';
@@ -71,11 +72,12 @@ export const deletionRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   );
 
+  const archive = new TicketArchive(redis, prefix);
   app.delete(
     '/v1/tickets/:id',
     {
       config: { owned: 'ticket' },
-      schema: { summary: 'Delete a ticket', description: 'Erases the ticket, its two jobs (text, issue, summary) and their events. 409 while one runs.', tags: ['tickets'], params: TicketParams, response: { 204: Deleted, ...errors } },
+      schema: { summary: 'Delete a ticket', description: 'Erases the ticket, its jobs (text, issue, summary, embedding), their events, and its kept text and embedding. 409 while one runs.', tags: ['tickets'], params: TicketParams, response: { 204: Deleted, ...errors } },
     },
     async (request, reply) => {
       const { id } = request.params;
@@ -88,7 +90,10 @@ export const deletionRoutes: FastifyPluginAsyncTypebox = async (app) => {
         await app.owners.store.release('job', data.jobs.classification, request.tenant);
         await app.owners.store.release('job', data.jobs.summary, request.tenant);
       }
+      if (data?.embedding) await eraseJob(data.embedding.queue, data.embedding.job, 'Ticket job');
       await eraseJob(TICKETS_QUEUE, id, 'Ticket');
+      // Its text and embedding, kept for similar tickets and cluster runs.
+      await archive.remove(id);
       await app.owners.store.release('ticket', id, request.tenant);
       request.log.info({ ticketId: id }, 'ticket deleted');
       return reply.code(204).send(null);

@@ -25,6 +25,7 @@ import { clientGone } from '../client-gone.js';
 import { httpError } from '../errors.js';
 import { watchJobEnd } from '../job-end-watch.js';
 import { checkInput } from './jobs.js';
+import { ticketEmbeddingChildFor } from '../ticket-embedding.js';
 
 const TicketParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) });
 const TicketQuery = Type.Object(
@@ -43,6 +44,7 @@ export const ticketRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const jobOptions = inferenceJobOptions({ retentionSeconds: JOB_RETENTION_SECONDS });
   const flows = new FlowProducer({ connection: app.queues.redis, prefix: QUEUE_PREFIX });
   const tickets = new Queue<TicketJobData, TicketResult>(TICKETS_QUEUE, { connection: app.queues.redis, prefix: QUEUE_PREFIX });
+  const ticketEmbeddingChild = ticketEmbeddingChildFor(app);
   app.addHook('onClose', async () => {
     for (const closable of [flows, tickets]) {
       try {
@@ -108,14 +110,16 @@ export const ticketRoutes: FastifyPluginAsyncTypebox = async (app) => {
       await app.owners.claim(request, 'ticket', id);
       await app.owners.claim(request, 'job', [jobs.classification, jobs.summary]);
       const childOptions = { ...jobOptions, failParentOnFailure: true };
+      const embedding = await ticketEmbeddingChild(text, jobOptions);
       await flows.add({
         name: 'ticket',
         queueName: TICKETS_QUEUE,
-        data: { jobs, queues } satisfies TicketJobData,
+        data: { jobs, queues, ...(embedding ? { embedding: embedding.data, text } : {}) } satisfies TicketJobData,
         opts: { jobId: id, removeOnComplete: { age: JOB_RETENTION_SECONDS }, removeOnFail: { age: JOB_RETENTION_SECONDS } },
         children: [
           { name: classify.task, queueName: queues.classification, data: classify, opts: { ...childOptions, jobId: jobs.classification } },
           { name: summarize.task, queueName: queues.summary, data: summarize, opts: { ...childOptions, jobId: jobs.summary } },
+          ...(embedding ? [embedding.child] : []),
         ],
       });
       await Promise.all([app.quotas.track(request, 'job', jobs.classification, 1), app.quotas.track(request, 'job', jobs.summary, 1)]);

@@ -4,6 +4,7 @@
  */
 import { readModelConfig } from '../model-folder.js';
 import { modelTasks, type ModelTask } from '../model-kind.js';
+import { EmbeddingPipeline } from './embedding.js';
 import { SummarizationPipeline } from './summarization.js';
 import { TextClassificationPipeline, type PipelineLoadOptions } from './text-classification.js';
 import { TextGenerationPipeline } from './text-generation.js';
@@ -14,7 +15,8 @@ export type LoadedPipeline =
   | { task: 'text-classification'; pipeline: TextClassificationPipeline }
   | { task: 'zero-shot-classification'; pipeline: ZeroShotClassificationPipeline }
   | { task: 'summarization'; pipeline: SummarizationPipeline }
-  | { task: 'text-generation'; pipeline: TextGenerationPipeline };
+  | { task: 'text-generation'; pipeline: TextGenerationPipeline }
+  | { task: 'feature-extraction'; pipeline: EmbeddingPipeline };
 
 /** Options of {@link loadPipeline}. */
 export interface LoadPipelineOptions extends ZeroShotLoadOptions, PipelineLoadOptions {
@@ -38,5 +40,7 @@ export async function loadPipeline(dir: string, options: LoadPipelineOptions = {
       return { task, pipeline: await SummarizationPipeline.load(dir, rest) };
     case 'text-generation':
       return { task, pipeline: await TextGenerationPipeline.load(dir, rest) };
+    case 'feature-extraction':
+      return { task, pipeline: await EmbeddingPipeline.load(dir, rest) };
   }
 }
