@@ -14,6 +14,7 @@ import { REDIS_URL, deletePrefix, uniquePrefix } from './support/redis.js';
 const prefix = uniquePrefix('e2e-openai');
 const ADMIN = 'admin-key-for-the-openai-e2e-test';
 const MODEL = 'inferq/tiny-llama';
+const EMBEDDER = 'inferq/tiny-embeddings';
 let modelsDir: string;
 let api: { proc: ServiceProcess; url: string };
 let worker: { proc: ServiceProcess; metricsPort: number };
@@ -22,9 +23,9 @@ let tenantKey: string;
 
 beforeAll(async () => {
   modelsDir = await mkdtemp(join(tmpdir(), 'inferq-openai-'));
-  await ensureModel(modelsDir, MODEL);
+  for (const id of [MODEL, EMBEDDER]) await ensureModel(modelsDir, id);
   const env = { REDIS_URL, QUEUE_PREFIX: prefix, MODELS_DIR: modelsDir };
-  [api, worker] = await Promise.all([startApi({ ...env, ADMIN_API_KEY: ADMIN }), startWorker({ ...env, WORKER_MODELS: MODEL })]);
+  [api, worker] = await Promise.all([startApi({ ...env, ADMIN_API_KEY: ADMIN }), startWorker({ ...env, WORKER_MODELS: `${MODEL},${EMBEDDER}` })]);
   const res = await fetch(`${api.url}/v1/admin/keys`, {
     method: 'POST',
     headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
@@ -139,9 +140,32 @@ describe('the OpenAI protocol through the official client', () => {
   it('lists the models and reads one', async () => {
     const ids: string[] = [];
     for await (const model of client.models.list()) ids.push(model.id);
-    expect(ids).toEqual([MODEL]);
+    expect(ids.sort()).toEqual([EMBEDDER, MODEL].sort());
     const model = await client.models.retrieve(MODEL);
     expect(model).toMatchObject({ id: MODEL, object: 'model', owned_by: 'inferq' });
+  });
+
+  it('embeds texts as floats and as base64, equal after decoding, in input order; dimensions cuts the vector', async () => {
+    const input = ['Where is my order?', 'I was charged twice.'];
+    const floats = await client.embeddings.create({ model: EMBEDDER, input, encoding_format: 'float' });
+    const base64 = await fetch(`${api.url}/openai/v1/embeddings`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tenantKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: EMBEDDER, input, encoding_format: 'base64' }),
+    }).then((r) => r.json() as Promise<{ data: { index: number; embedding: string }[] }>);
+    expect(floats.data.map((d) => d.index)).toEqual([0, 1]);
+    expect(floats.usage.prompt_tokens).toBeGreaterThan(0);
+    base64.data.forEach((d, i) => {
+      const bytes = Buffer.from(d.embedding, 'base64');
+      const decoded = Array.from(new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4));
+      expect(decoded).toEqual(floats.data[i]?.embedding.map((x) => Math.fround(x)));
+    });
+    // The client's own default asks for base64 and decodes it: the same vectors.
+    const viaClient = await client.embeddings.create({ model: EMBEDDER, input });
+    viaClient.data.forEach((d, i) => expect(d.embedding.map((x) => Math.fround(x))).toEqual(floats.data[i]?.embedding.map((x) => Math.fround(x))));
+    expect(floats.data[0]?.embedding).not.toEqual(floats.data[1]?.embedding);
+    const cut = await client.embeddings.create({ model: EMBEDDER, input: input[0]!, dimensions: 8, encoding_format: 'float' });
+    expect(cut.data[0]?.embedding).toHaveLength(8);
   });
 
   it('raises the client’s NotFoundError for an unknown model, in OpenAI’s error shape', async () => {

@@ -5,6 +5,8 @@ import { httpError } from '../../errors.js';
 import { checkBeamBudget, checkInput, checkTaskParameters } from '../jobs.js';
 
 export interface GenerationJobOptions {
+  /** The job's task. @defaultValue 'generation' */
+  task?: 'generation' | 'embedding';
   modelId: string;
   /** The job's id. @defaultValue a new one (`newJobId`) */
   id?: string;
@@ -18,10 +20,10 @@ export interface GenerationJobOptions {
 }
 
 /** A job queued for an OpenAI request. */
-export interface QueuedGeneration {
+export interface QueuedGeneration<R = GenerationResult> {
   id: string;
   /** The result once the job succeeds; its error (the job's code and status) once it fails; undefined if the client left. */
-  result: Promise<GenerationResult | undefined>;
+  result: Promise<R | undefined>;
 }
 
 /** The error a failed job ended with, as the API sends it: the same code, and that code's status. */
@@ -32,22 +34,23 @@ function jobFailure(view: JobView): Error {
 }
 
 /**
- * Queues one `generation` job the way `POST /v1/jobs` does (the same checks, quota, ownership:
+ * Queues one `generation` (or `embedding`) job the way `POST /v1/jobs` does (the same checks, quota, ownership:
  * `GET /v1/jobs/:id` reads it too) and awaits its end through the queue's event stream,
  * subscribed before the job is added, so no token and no end can fall before the listener.
  */
-export async function queueGeneration(app: FastifyInstance, request: FastifyRequest, options: GenerationJobOptions): Promise<QueuedGeneration> {
+export async function queueGeneration<R = GenerationResult>(app: FastifyInstance, request: FastifyRequest, options: GenerationJobOptions): Promise<QueuedGeneration<R>> {
   const { modelId, input, parameters, onDelta, gone } = options;
-  checkInput('generation', input);
-  checkTaskParameters('generation', parameters, app.config.MAX_NEW_TOKENS);
+  const task = options.task ?? 'generation';
+  checkInput(task, input);
+  checkTaskParameters(task, parameters, app.config.MAX_NEW_TOKENS);
   checkBeamBudget(parameters, app.config.MAX_BEAM_TOKENS);
 
   const id = options.id ?? newJobId(modelId);
   const events = (await app.queues.events(modelId)) as unknown as NodeJS.EventEmitter;
   const names = { progress: `progress:${id}`, completed: `completed:${id}`, failed: `failed:${id}` };
-  let settle: ((value: GenerationResult | undefined) => void) | undefined;
+  let settle: ((value: R | undefined) => void) | undefined;
   let fail: ((error: unknown) => void) | undefined;
-  const result = new Promise<GenerationResult | undefined>((resolve, reject) => {
+  const result = new Promise<R | undefined>((resolve, reject) => {
     settle = resolve;
     fail = reject;
   });
@@ -63,7 +66,7 @@ export async function queueGeneration(app: FastifyInstance, request: FastifyRequ
       .readView(modelId, id)
       .then((view) => {
         if (!view) fail?.(httpError('INFERQ_ERR_JOB_NOT_FOUND', id));
-        else if (view.status === 'succeeded') settle?.(view.result as GenerationResult);
+        else if (view.status === 'succeeded') settle?.(view.result as R);
         else if (FINAL_STATUSES.includes(view.status)) fail?.(jobFailure(view));
       })
       .catch((err: unknown) => fail?.(err));
@@ -88,8 +91,8 @@ export async function queueGeneration(app: FastifyInstance, request: FastifyRequ
   try {
     await app.quotas.admit(request, { inputs: 1, models: [modelId] });
     await app.owners.claim(request, 'job', id);
-    const data: InferenceJobData = { task: 'generation', model: modelId, input, parameters, ...(onDelta ? { stream: true } : {}) };
-    await app.queues.forModel(modelId).add('generation', data, { ...inferenceJobOptions({ retentionSeconds: app.config.JOB_RETENTION_SECONDS }), jobId: id });
+    const data: InferenceJobData = { task, model: modelId, input, parameters, ...(onDelta ? { stream: true } : {}) };
+    await app.queues.forModel(modelId).add(task, data, { ...inferenceJobOptions({ retentionSeconds: app.config.JOB_RETENTION_SECONDS }), jobId: id });
     await app.quotas.track(request, 'job', id, 1);
   } catch (err) {
     settle?.(undefined);

@@ -5,7 +5,7 @@ import type { ChatMessage, GenerationResult } from '@inferq/contracts';
 import { newJobId } from '@inferq/queue';
 import { clientGone } from '../../client-gone.js';
 import { httpError } from '../../errors.js';
-import { queueGeneration } from './generation-job.js';
+import { queueGeneration, type QueuedGeneration } from './generation-job.js';
 import { toOpenAIError, withParam } from './openai-errors.js';
 import {
   CHAT_FIELDS,
@@ -55,7 +55,7 @@ function checkMaxTokens(value: number | null | undefined, param: string, cap: nu
 async function streamGeneration(
   request: FastifyRequest,
   reply: FastifyReply,
-  start: (onDelta: (delta: string) => void, gone: AbortSignal) => ReturnType<typeof queueGeneration>,
+  start: (onDelta: (delta: string) => void, gone: AbortSignal) => Promise<QueuedGeneration>,
   chunk: (fields: { delta?: string; first?: boolean; finish?: 'stop' | 'length' }) => Record<string, unknown>,
   usage: ((result: GenerationResult, choices: Choice[]) => Record<string, unknown>) | undefined,
   ask: GenerationRequest,
@@ -66,7 +66,7 @@ async function streamGeneration(
   const send = (data: unknown): void => void out.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
   const first = chunk({ first: true });
   if (Object.keys(first).length > 0) send(first);
-  let queued: Awaited<ReturnType<typeof queueGeneration>>;
+  let queued: QueuedGeneration;
   try {
     queued = await start((delta) => send(chunk({ delta })), gone);
   } catch (err) {

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { openaiBatchRoutes } from './batch-api.js';
+import { openaiEmbeddingRoutes } from './embeddings.js';
 import { openaiGenerationRoutes } from './generation-routes.js';
 import { openaiModelRoutes } from './models.js';
 import { sendOpenAIError } from './openai-errors.js';
@@ -18,4 +19,5 @@ export const openaiRoutes: FastifyPluginAsyncTypebox = async (app) => {
   await app.register(openaiModelRoutes);
   await app.register(openaiGenerationRoutes);
   await app.register(openaiBatchRoutes);
+  await app.register(openaiEmbeddingRoutes);
 };
