@@ -102,3 +102,33 @@ describe('OpenAI-shaped errors under /openai/v1', () => {
     expect(fineTune.json()).toMatchObject({ error: { param: 'purpose', code: 'INFERQ_ERR_UNSUPPORTED_FIELD' } });
   });
 });
+
+describe('a job that does not end in OPENAI_WAIT_SECONDS (no worker serves the model)', () => {
+  let slow: TestEnv;
+  beforeAll(async () => {
+    slow = await createTestEnv({ OPENAI_WAIT_SECONDS: '1' });
+  });
+  afterAll(async () => {
+    await slow?.close();
+  });
+
+  it('answers 504 INFERQ_ERR_WAIT_TIMEOUT naming the job, which stays readable on /v1/jobs', async () => {
+    const res = await slow.app.inject({ method: 'POST', url: '/openai/v1/chat/completions', payload: { model: GENERATOR, messages } });
+    expect(res.statusCode).toBe(504);
+    const body = res.json() as { error: { message: string; type: string; code: string } };
+    expect(body.error).toMatchObject({ type: 'server_error', code: 'INFERQ_ERR_WAIT_TIMEOUT' });
+    const id = /Job "([^"]+)"/.exec(body.error.message)?.[1];
+    const job = await slow.app.inject({ url: `/v1/jobs/${id}` });
+    expect(job.json()).toMatchObject({ id, status: 'queued' });
+  });
+
+  it('a stream that has begun ends with an OpenAI error event, not [DONE]', async () => {
+    const res = await slow.app.inject({ method: 'POST', url: '/openai/v1/chat/completions', payload: { model: GENERATOR, messages, stream: true } });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/event-stream/);
+    const events = res.body.split('\n\n').filter(Boolean).map((e) => e.replace(/^data: /, ''));
+    expect(JSON.parse(events[0]!)).toMatchObject({ object: 'chat.completion.chunk', choices: [{ delta: { role: 'assistant' } }] });
+    expect(JSON.parse(events.at(-1)!)).toMatchObject({ error: { type: 'server_error', code: 'INFERQ_ERR_WAIT_TIMEOUT' } });
+    expect(res.body).not.toContain('[DONE]');
+  });
+});
