@@ -132,3 +132,39 @@ describe('a job that does not end in OPENAI_WAIT_SECONDS (no worker serves the m
     expect(res.body).not.toContain('[DONE]');
   });
 });
+
+describe('Batch API objects without a worker', () => {
+  let bare: TestEnv;
+  beforeAll(async () => {
+    bare = await createTestEnv();
+  });
+  afterAll(async () => {
+    await bare?.close();
+  });
+
+  it('creates a batch in OpenAI’s shape, cancels it, and does not show /v1 batches as its own', async () => {
+    const boundary = 'b0undary';
+    const lines = ['a', 'b'].map((c) => JSON.stringify({ custom_id: c, method: 'POST', url: '/v1/chat/completions', body: { model: GENERATOR, messages, max_tokens: 4 } })).join('\n');
+    const payload = `--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="in.jsonl"\r\n\r\n${lines}\n\r\n--${boundary}--\r\n`;
+    const file = await bare.app.inject({ method: 'POST', url: '/openai/v1/files', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` }, payload });
+    const fileId = (file.json() as { id: string }).id;
+    const created = await bare.app.inject({ method: 'POST', url: '/openai/v1/batches', payload: { input_file_id: fileId, endpoint: '/v1/chat/completions', completion_window: '24h' } });
+    expect(created.statusCode).toBe(200);
+    const batch = created.json() as { id: string; status: string; request_counts: object; output_file_id: null; expires_at: number; created_at: number };
+    expect(batch).toMatchObject({ object: 'batch', endpoint: '/v1/chat/completions', input_file_id: fileId, status: 'in_progress', output_file_id: null, error_file_id: null });
+    expect(batch.request_counts).toEqual({ total: 2, completed: 0, failed: 0 });
+    expect(batch.expires_at - batch.created_at).toBe(86_400);
+    // Its output file does not exist before the batch ends.
+    const early = await bare.app.inject({ url: `/openai/v1/files/file-out-${batch.id}` });
+    expect(early.json()).toMatchObject({ error: { code: 'INFERQ_ERR_FILE_NOT_FOUND' } });
+    const cancelled = await bare.app.inject({ method: 'POST', url: `/openai/v1/batches/${batch.id}/cancel` });
+    expect(cancelled.json()).toMatchObject({ id: batch.id, status: 'cancelling' });
+
+    const own = await bare.app.inject({ method: 'POST', url: '/v1/batches', payload: { task: 'generation', model: GENERATOR, inputs: [{ custom_id: 'x', input: 'hi' }] } });
+    const ownId = (own.json() as { id: string }).id;
+    const viaOpenAI = await bare.app.inject({ url: `/openai/v1/batches/${ownId}` });
+    expect(viaOpenAI.statusCode).toBe(404);
+    const list = (await bare.app.inject({ url: '/openai/v1/batches' })).json() as { data: { id: string }[] };
+    expect(list.data.map((b) => b.id)).toEqual([batch.id]);
+  });
+});
