@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BatchList, BatchView, ErrorBody, JobAccepted, KeyCreated, KeyList, TicketView } from '@inferq/contracts';
+import { TicketArchive } from '@inferq/queue';
 import { buildApp, type ApiApp } from '../src/app.js';
 import { createTestEnv, SENTIMENT, writeModel, type TestEnv } from './helpers.js';
 
 const ADMIN = `admin-${randomBytes(24).toString('hex')}`;
 const NLI = 'acme/nli';
 const BART = 'acme/bart';
+const EMBED = 'acme/embed';
 
 let env: TestEnv;
 let second: ApiApp;
@@ -22,6 +24,7 @@ beforeAll(async () => {
     id2label: { '0': 'entailment', '1': 'neutral', '2': 'contradiction' },
   });
   await writeModel(env.config.MODELS_DIR, BART, { architectures: ['BartForConditionalGeneration'], model_type: 'bart' });
+  await writeModel(env.config.MODELS_DIR, EMBED, { architectures: ['BertModel'], model_type: 'bert' });
   // A second API process on the same Redis (as behind a load balancer).
   second = await buildApp(env.config, { logger: false });
   keyA = await createKey('acme');
@@ -125,6 +128,7 @@ describe('tenant isolation', () => {
   let ticketId: string;
   let ticketJobs: string[];
   let batchId: string;
+  let clusterId: string;
 
   beforeAll(async () => {
     const job = await as(keyA, 'POST', '/v1/jobs', { task: 'classification', model: SENTIMENT, input: 'acme private review' });
@@ -138,10 +142,19 @@ describe('tenant isolation', () => {
     const batch = await as(keyA, 'POST', '/v1/batches', { task: 'classification', inputs: [{ custom_id: 'a', input: 'acme private line' }] });
     expect(batch.statusCode).toBe(202);
     batchId = (batch.json() as BatchView).id;
+    const cluster = await as(keyA, 'POST', '/v1/clusters', {
+      model: EMBED,
+      inputs: [
+        { custom_id: 'a', input: 'acme private complaint' },
+        { custom_id: 'b', input: 'acme private praise' },
+      ],
+    });
+    expect(cluster.statusCode).toBe(202);
+    clusterId = (cluster.json() as { id: string }).id;
   });
 
   it('the owner reads each of its ids', async () => {
-    for (const url of [`/v1/jobs/${jobId}`, `/v1/tickets/${ticketId}`, `/v1/batches/${batchId}`, `/v1/batches/${batchId}/results`, ...ticketJobs.map((id) => `/v1/jobs/${id}`)]) {
+    for (const url of [`/v1/jobs/${jobId}`, `/v1/tickets/${ticketId}`, `/v1/batches/${batchId}`, `/v1/batches/${batchId}/results`, `/v1/clusters/${clusterId}`, ...ticketJobs.map((id) => `/v1/jobs/${id}`)]) {
       expect((await as(keyA, 'GET', url)).statusCode, url).toBe(200);
     }
   });
@@ -150,6 +163,7 @@ describe('tenant isolation', () => {
     const unknownJob = `acme--sentiment--${randomHex(32)}`;
     const unknownTicket = `ticket-${randomHex(32)}`;
     const unknownBatch = `batch_${randomHex(32)}`;
+    const unknownCluster = `clu_${randomHex(32)}`;
     const cases: [string, 'GET' | 'POST' | 'DELETE', string, string][] = [
       ['/v1/jobs/:id', 'GET', jobId, unknownJob],
       ['/v1/jobs/:id?wait=1', 'GET', jobId, unknownJob],
@@ -162,6 +176,10 @@ describe('tenant isolation', () => {
       ['/v1/batches/:id/cancel', 'POST', batchId, unknownBatch],
       ['/v1/jobs/:id', 'DELETE', jobId, unknownJob],
       ['/v1/tickets/:id', 'DELETE', ticketId, unknownTicket],
+      ['/v1/clusters/:id', 'GET', clusterId, unknownCluster],
+      ['/v1/clusters/:id?wait=1', 'GET', clusterId, unknownCluster],
+      ['/v1/clusters/:id/members', 'GET', clusterId, unknownCluster],
+      ['/v1/tickets/:id/similar', 'GET', ticketId, unknownTicket],
       ['/v1/batches/:id', 'DELETE', batchId, unknownBatch],
     ];
     for (const [route, method, foreignId, unknownId] of cases) {
@@ -169,11 +187,33 @@ describe('tenant isolation', () => {
       const unknown = await as(keyB, method, route.replace(':id', unknownId));
       sameAsUnknown(foreign, unknown, foreignId, unknownId);
     }
+    // A's batch as the inputs of B's cluster run: exactly an unknown batch_id.
+    const inputs = (id: string) => as(keyB, 'POST', '/v1/clusters', { model: EMBED, batch_id: id });
+    sameAsUnknown(await inputs(batchId), await inputs(unknownBatch), batchId, unknownBatch);
     // B's cancel and deletes changed nothing.
     expect(((await as(keyA, 'GET', `/v1/batches/${batchId}`)).json() as BatchView).status).not.toMatch(/cancel/);
     for (const url of [`/v1/jobs/${jobId}`, `/v1/tickets/${ticketId}`, `/v1/batches/${batchId}/results`]) {
       expect((await as(keyA, 'GET', url)).statusCode, url).toBe(200);
     }
+  });
+
+  it("tickets kept with their embeddings: similar tickets and cluster runs over tickets see only the tenant's own", async () => {
+    const archive = new TicketArchive(env.app.queues.redis, env.config.QUEUE_PREFIX);
+    const post = async (key: KeyCreated, body: string) => ((await as(key, 'POST', '/v1/tickets', { subject: 'Login', body })).json() as { id: string }).id;
+    const secondA = await post(keyA, 'acme cannot log in');
+    const ticketB = await post(keyB, 'globex cannot log in');
+    // As the worker keeps them once triaged (same model, near vectors: B's is the closest to A's).
+    const keep = (id: string, text: string, v: number[]) =>
+      archive.add({ id, text, issue: 'login', model: EMBED, at: Date.now(), embedding: Float32Array.from(v) }, 3600);
+    await keep(ticketId, 'acme private ticket body', [1, 0, 0]);
+    await keep(secondA, 'acme cannot log in', [0.5, 0.5, 0]);
+    await keep(ticketB, 'globex cannot log in', [0.99, 0.01, 0]);
+    const similar = (await as(keyA, 'GET', `/v1/tickets/${ticketId}/similar?top_k=5`)).json() as { data: { id: string }[] };
+    expect(similar.data.map((t) => t.id)).toEqual([secondA]);
+    const overTickets = (key: KeyCreated) => as(key, 'POST', '/v1/clusters', { model: EMBED, source: 'tickets', since: '1h' });
+    expect((await overTickets(keyA)).statusCode).toBe(202);
+    // B has one ticket of its own: too few to cluster, whatever A has.
+    expect(errorOf(await overTickets(keyB))).toMatchObject({ status: 400, code: 'INFERQ_ERR_CLUSTER_EMPTY' });
   });
 
   it('lists show only one’s own, and a foreign id as the cursor is unknown', async () => {

@@ -3,6 +3,7 @@ import { Queue, QueueKeys } from 'bullmq';
 import {
   BATCHES_QUEUE,
   TICKETS_QUEUE,
+  CLUSTERS_QUEUE,
   WEBHOOKS_QUEUE,
   bulkQueueNameForModel,
   queueNameForModel,
@@ -12,9 +13,6 @@ import {
 
 /** The reaper's scheduler queue (`apps/worker/src/batch-reaper.ts`); the API never imports the worker. */
 export const MAINTENANCE_QUEUE = 'maintenance';
-
-/** Queues listed only once they exist in Redis (another feature may add them; a queue no one uses is noise). */
-const OPTIONAL_QUEUES = ['clusters'] as const;
 
 /** A queue's job counts by state, as operators read them. */
 export interface QueueDepth {
@@ -45,7 +43,7 @@ export interface QueueInventory {
   /**
    * Every inferq queue, sorted: each model's single and bulk queues (the models folder, the
    * bulk queues batches used, the models live workers serve), `batches`, `tickets`, `webhooks`,
-   * `maintenance`, and the optional ones that exist. Cached `cacheTtlMs`.
+   * `maintenance`, `clusters`. Cached `cacheTtlMs`.
    */
   names(): Promise<string[]>;
   /** A read-only BullMQ queue on the producer connection, created once per name. */
@@ -99,7 +97,7 @@ export const queueInventoryPlugin = fp<QueueInventoryOptions>(
 
     async function readNames(): Promise<string[]> {
       const modelIds = new Set((await app.models.list()).map((m) => m.id));
-      const found = new Set<string>([BATCHES_QUEUE, TICKETS_QUEUE, WEBHOOKS_QUEUE, MAINTENANCE_QUEUE]);
+      const found = new Set<string>([BATCHES_QUEUE, TICKETS_QUEUE, WEBHOOKS_QUEUE, MAINTENANCE_QUEUE, CLUSTERS_QUEUE]);
       for (const info of Object.values(await redis.hgetall(workersInfoKey(prefix)))) {
         try {
           for (const modelId of (JSON.parse(info) as Partial<WorkerInfo>).models ?? []) modelIds.add(modelId);
@@ -116,9 +114,6 @@ export const queueInventoryPlugin = fp<QueueInventoryOptions>(
         }
       }
       for (const name of await redis.smembers(`${prefix}:bulk-queues`)) found.add(name);
-      for (const name of OPTIONAL_QUEUES) {
-        if ((await redis.exists(keys.toKey(name, 'meta'), keys.toKey(name, 'id'))) > 0) found.add(name);
-      }
       return [...found].sort();
     }
 
