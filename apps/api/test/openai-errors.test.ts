@@ -94,7 +94,15 @@ describe('OpenAI-shaped errors under /openai/v1', () => {
     const otherKey = (other.json() as { key: string }).key;
     const stranger = await env.app.inject({ method: 'GET', url: `/openai/v1/files/${id}/content`, headers: { authorization: `Bearer ${otherKey}` } });
     expect(stranger.statusCode).toBe(404);
-    expect(stranger.json()).toMatchObject({ error: { code: 'INFERQ_ERR_FILE_NOT_FOUND', param: 'file_id' } });
+    expect(stranger.json()).toMatchObject({ error: { code: 'INFERQ_ERR_FILE_NOT_FOUND', type: 'invalid_request_error' } });
+    const borrowed = await env.app.inject({
+      method: 'POST',
+      url: '/openai/v1/batches',
+      headers: { authorization: `Bearer ${otherKey}` },
+      payload: { input_file_id: id, endpoint: '/v1/chat/completions', completion_window: '24h' },
+    });
+    expect(borrowed.statusCode).toBe(404);
+    expect(borrowed.json()).toMatchObject({ error: { code: 'INFERQ_ERR_FILE_NOT_FOUND', param: 'input_file_id' } });
     const mine = await env.app.inject({ method: 'GET', url: `/openai/v1/files/${id}/content`, headers: { authorization: `Bearer ${key}` } });
     expect(mine.body).toBe('{}\n');
     const fineTune = await upload('fine-tune', key);

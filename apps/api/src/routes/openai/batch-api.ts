@@ -106,7 +106,8 @@ function readLine(value: unknown, line: number, endpoint: Endpoint, maxNewTokens
 export const openaiBatchRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { QUEUE_PREFIX, BATCH_BODY_LIMIT_BYTES, BATCH_RETENTION_SECONDS, MAX_NEW_TOKENS } = app.config;
   // Kept as long as the longest batch (7 days) and its results: a file outlives what it feeds.
-  const files = new OpenAIFileStore(app.queues.redis, QUEUE_PREFIX, 7 * 86_400 + BATCH_RETENTION_SECONDS);
+  const fileSeconds = 7 * 86_400 + BATCH_RETENTION_SECONDS;
+  const files = new OpenAIFileStore(app.queues.redis, QUEUE_PREFIX, fileSeconds);
   const extraKey = (id: string) => `${QUEUE_PREFIX}:oai-batch:${id}`;
   await app.register(multipart, { limits: { fileSize: BATCH_BODY_LIMIT_BYTES, files: 1, fields: 4, fieldSize: 1024 } });
 
@@ -232,7 +233,7 @@ export const openaiBatchRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return { file, content };
   }
 
-  /** A stored file or a batch's result file, or the file's not-found. */
+  /** A stored file or a batch's result file (the caller's: routes check `owned: 'file'`), or the file's not-found. */
   async function findFile(request: FastifyRequest, id: string): Promise<{ file: OpenAIFile; content?: string }> {
     const made = /^file-(out|err)-(.+)$/.exec(id);
     if (made) {
@@ -242,7 +243,7 @@ export const openaiBatchRoutes: FastifyPluginAsyncTypebox = async (app) => {
       });
       if (found) return found;
     } else {
-      const file = await files.get(id, request.tenant);
+      const file = await files.get(id);
       if (file) return { file };
     }
     throw withParam(httpError('INFERQ_ERR_FILE_NOT_FOUND', id.slice(0, 120)), 'file_id');
@@ -270,20 +271,22 @@ export const openaiBatchRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (purpose === undefined) throw withParam(httpError('INFERQ_ERR_VALIDATION', 'purpose is missing'), 'purpose');
     if (purpose !== 'batch') throw withParam(httpError('INFERQ_ERR_UNSUPPORTED_FIELD', `purpose ${JSON.stringify(purpose.slice(0, 40))}`, 'files are for the Batch API (purpose "batch")'), 'purpose');
     if (!upload) throw withParam(httpError('INFERQ_ERR_VALIDATION', 'file is missing'), 'file');
-    return files.put(request.tenant, upload.filename.slice(0, 255), purpose, upload.content);
+    const id = OpenAIFileStore.newId();
+    await app.owners.claim(request, 'file', id, { ttlSeconds: fileSeconds });
+    return files.put(id, upload.filename.slice(0, 255), purpose, upload.content);
   });
 
-  app.get('/files/:id', { schema: { summary: 'OpenAI file', tags: ['openai'], params: IdParams } }, async (request) => (await findFile(request, request.params.id)).file);
+  app.get('/files/:id', { config: { owned: 'file' }, schema: { summary: 'OpenAI file', tags: ['openai'], params: IdParams } }, async (request) => (await findFile(request, request.params.id)).file);
 
-  app.get('/files/:id/content', { schema: { summary: 'OpenAI file content', tags: ['openai'], params: IdParams } }, async (request, reply) => {
+  app.get('/files/:id/content', { config: { owned: 'file' }, schema: { summary: 'OpenAI file content', tags: ['openai'], params: IdParams } }, async (request, reply) => {
     const found = await findFile(request, request.params.id);
-    const content = found.content ?? (await files.content(request.params.id, request.tenant));
+    const content = found.content ?? (await files.content(request.params.id));
     if (content === undefined) throw withParam(httpError('INFERQ_ERR_FILE_NOT_FOUND', request.params.id.slice(0, 120)), 'file_id');
     return reply.type('application/jsonl; charset=utf-8').send(content);
   });
 
-  app.delete('/files/:id', { schema: { summary: 'Delete an OpenAI file', tags: ['openai'], params: IdParams } }, async (request) => {
-    if (!(await files.delete(request.params.id, request.tenant))) throw withParam(httpError('INFERQ_ERR_FILE_NOT_FOUND', request.params.id.slice(0, 120)), 'file_id');
+  app.delete('/files/:id', { config: { owned: 'file' }, schema: { summary: 'Delete an OpenAI file', tags: ['openai'], params: IdParams } }, async (request) => {
+    if (!(await files.delete(request.params.id))) throw withParam(httpError('INFERQ_ERR_FILE_NOT_FOUND', request.params.id.slice(0, 120)), 'file_id');
     return { id: request.params.id, object: 'file', deleted: true };
   });
 
@@ -295,8 +298,11 @@ export const openaiBatchRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const { input_file_id: fileId, endpoint, completion_window: window, metadata } = request.body;
-      const content = await files.content(fileId, request.tenant);
-      const file = content ? await files.get(fileId, request.tenant) : undefined;
+      await app.owners.assert(request, 'file', fileId).catch((err: unknown) => {
+        throw withParam(err as Error, 'input_file_id');
+      });
+      const content = await files.content(fileId);
+      const file = content ? await files.get(fileId) : undefined;
       if (!content || !file) throw withParam(httpError('INFERQ_ERR_FILE_NOT_FOUND', fileId.slice(0, 120)), 'input_file_id');
       if (file.purpose !== 'batch') throw withParam(httpError('INFERQ_ERR_VALIDATION', `file ${fileId} has purpose "${file.purpose}", not "batch"`), 'input_file_id');
       let text: string;
@@ -337,6 +343,8 @@ export const openaiBatchRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const extra: BatchExtra = { endpoint, input_file_id: fileId, n: first.ask.n, repeat: first.ask.repeat };
       const ttl = Math.max(1, Math.ceil((Date.parse(created.expires_at) - Date.now()) / 1000)) + BATCH_RETENTION_SECONDS + 86_400;
       await app.queues.redis.set(extraKey(created.id), JSON.stringify(extra), 'EX', ttl);
+      // Its output and error files, made when read, are the caller's as the batch is.
+      await app.owners.claim(request, 'file', [`file-out-${created.id}`, `file-err-${created.id}`], { ttlSeconds: ttl });
       return batchObject(created, extra);
     },
   );
