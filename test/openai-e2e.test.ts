@@ -135,6 +135,11 @@ describe('the OpenAI protocol through the official client', () => {
     expect(res.choices.map((c) => c.index)).toEqual([0, 1]);
     const alone = await client.completions.create({ model: MODEL, prompt: 'The weather today', max_tokens: 6, temperature: 0 });
     expect(res.choices[1]?.text).toBe(alone.choices[0]?.text);
+    let streamed = '';
+    for await (const chunk of await client.completions.create({ model: MODEL, prompt: 'The weather today', max_tokens: 6, temperature: 0, stream: true })) {
+      streamed += chunk.choices[0]?.text ?? '';
+    }
+    expect(streamed).toBe(alone.choices[0]?.text);
   });
 
   it('lists the models and reads one', async () => {
