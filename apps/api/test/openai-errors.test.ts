@@ -58,6 +58,13 @@ describe('OpenAI-shaped errors under /openai/v1', () => {
     await expectNothingQueued();
   });
 
+  it('an input over 100,000 characters: 400 as OpenAI answers a context too long (not 413), nothing queued', async () => {
+    const res = await chat({ model: GENERATOR, messages: [{ role: 'user', content: 'a'.repeat(100_001) }] });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ error: { type: 'invalid_request_error', code: 'INFERQ_ERR_INPUT_TOO_LARGE' } });
+    await expectNothingQueued();
+  });
+
   it('an unknown model: 404 with param model; a model that does not generate: 400', async () => {
     const unknown = await chat({ model: 'acme/none', messages });
     expect(unknown.statusCode).toBe(404);

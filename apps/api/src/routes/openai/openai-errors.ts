@@ -34,9 +34,22 @@ export function withParam<E extends Error>(error: E, param: string): E {
   return Object.assign(error, { param });
 }
 
-/** The status and OpenAI-shaped body for any error: the same status and code inferq's own routes give. */
+/**
+ * Where OpenAI answers another status than inferq's own routes: a prompt or input too long is
+ * OpenAI's 400 (`context_length_exceeded`), so its clients raise `BadRequestError`, not a bare 413.
+ */
+const OPENAI_STATUS: Readonly<Record<string, number>> = {
+  INFERQ_ERR_INPUT_TOO_LARGE: 400,
+  INFERQ_ERR_PROMPT_TOO_LONG: 400,
+  INFERQ_ERR_REQUEST_TOO_COSTLY: 400,
+  INFERQ_ERR_BATCH_TOO_MANY_INPUTS: 400,
+};
+
+/** The status and OpenAI-shaped body for any error: the code inferq's own routes give, with OpenAI's status. */
 export function toOpenAIError(error: unknown, request: FastifyRequest): { statusCode: number; body: OpenAIErrorBody } {
-  const { statusCode, body } = toErrorReply(error, request);
+  const reply = toErrorReply(error, request);
+  const { body } = reply;
+  const statusCode = OPENAI_STATUS[body.error.code] ?? reply.statusCode;
   return {
     statusCode,
     body: { error: { message: body.error.message, type: openaiErrorType(statusCode), param: paramOf(error), code: body.error.code } },
