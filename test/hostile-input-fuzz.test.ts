@@ -114,6 +114,13 @@ const paths = fc.oneof(
   ids.map((id) => `/v1/batches/${segment(id)}/results`),
   ids.map((id) => `/v1/batches/${segment(id)}/cancel`),
   ids.map((id) => `/v1/admin/keys/${segment(id)}`),
+  // The OpenAI layer's routes that never wait on a job (a completion would wait for a worker).
+  fc.constantFrom('/openai/v1/models', '/openai/v1/files', '/openai/v1/batches', '/openai/v1/nothing'),
+  ids.map((id) => `/openai/v1/models/${segment(id)}`),
+  ids.map((id) => `/openai/v1/files/${segment(id)}`),
+  ids.map((id) => `/openai/v1/files/${segment(id)}/content`),
+  ids.map((id) => `/openai/v1/batches/${segment(id)}`),
+  ids.map((id) => `/openai/v1/batches/${segment(id)}/cancel`),
   fc.constantFrom('//v1//jobs', '/v1/jobs/', '/v1/jobs/%', '/v1/jobs/%zz', '/v1/../v1/jobs', '/v1/jobs?', '/v1/jobs#x'),
 );
 const queryValue = fc.oneof(weirdText, fc.integer().map(String), fc.double().map(String), fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)));

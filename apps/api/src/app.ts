@@ -39,6 +39,7 @@ import { adminWorkerRoutes } from './routes/admin-workers.js';
 import { queueInventoryPlugin } from './plugins/queue-inventory.js';
 import { queueDashboardPlugin } from './plugins/queue-dashboard.js';
 import { adminKeyGuard } from './admin-guard.js';
+import { openaiRoutes } from './routes/openai/index.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -100,6 +101,7 @@ export const app = fp<AppOptions>(
           { name: 'models', description: 'Models in the models folder' },
           { name: 'health', description: 'Liveness and readiness' },
           { name: 'admin', description: 'Tenant keys (the admin key only), live workers' },
+          { name: 'openai', description: 'The OpenAI protocol under /openai/v1 (errors in OpenAI\'s shape there)' },
         ],
         components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A tenant key (the admin key for /v1/admin)' } } },
         security: [{ bearer: [] }],
@@ -151,6 +153,7 @@ export const app = fp<AppOptions>(
     await fastify.register(adminWorkerRoutes);
     await fastify.register(clusterRoutes);
     await fastify.register(similarTicketRoutes);
+    await fastify.register(openaiRoutes, { prefix: '/openai/v1' });
   },
   { name: 'inferq-api' },
 );

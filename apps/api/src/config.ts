@@ -53,6 +53,8 @@ function configSchema(cwd: string) {
     MAX_BEAM_TOKENS: Type.Integer({ minimum: 1, default: 2048 }),
     /** Longest long-poll (`GET /v1/jobs/:id?wait=N`), in seconds. */
     MAX_WAIT_SECONDS: Type.Number({ minimum: 0, maximum: 600, default: 30 }),
+    /** Longest wait of an OpenAI-protocol request (`/openai/v1/chat/completions`, `/completions`) for its job, in seconds; past it, 504 `INFERQ_ERR_WAIT_TIMEOUT`. */
+    OPENAI_WAIT_SECONDS: Type.Number({ minimum: 1, maximum: 3600, default: 600 }),
     /** Longest life of one event stream (`GET /v1/jobs/:id/events`), in seconds; then it ends and `EventSource` reconnects. */
     SSE_MAX_SECONDS: Type.Number({ minimum: 1, maximum: 86_400, default: 300 }),
     /** Reconnect delay sent to `EventSource` clients (`retry:`), in milliseconds. */

@@ -2,6 +2,7 @@ import Type, { type Static } from 'typebox';
 import { ErrorDetail } from './errors.js';
 import type { JobResult } from './jobs.js';
 import { ModelId } from './models.js';
+import { ChatMessage } from './task-parameters.js';
 
 /** Most inputs in one batch. */
 export const MAX_BATCH_INPUTS = 100_000;
@@ -67,7 +68,9 @@ export const CustomId = Type.String({
 export const BatchInput = Type.Object(
   {
     custom_id: CustomId,
-    input: Type.String({ description: 'The text to process', examples: ['Arrived broken, no reply from support.'] }),
+    input: Type.Union([Type.String({ examples: ['Arrived broken, no reply from support.'] }), Type.Array(ChatMessage, { minItems: 1, maxItems: 100 })], {
+      description: 'The text to process; for `generation` also an array of chat messages `[{role, content}]`',
+    }),
   },
   { additionalProperties: false },
 );

@@ -8,6 +8,7 @@ import {
   type BatchMetadata,
   type BatchStatus,
   type BatchView,
+  type ChatMessage,
   type ErrorCode,
 } from '@inferq/contracts';
 
@@ -473,14 +474,14 @@ export class BatchStore {
   }
 
   /** The inputs of a chunk as `[custom_id, input]`, or undefined when they are gone (the chunk's results are written). */
-  async readChunk(stage: string, chunk: number): Promise<[string, string][] | undefined> {
+  async readChunk(stage: string, chunk: number): Promise<[string, string | ChatMessage[]][] | undefined> {
     const data = await this.redis.get(this.stageKey(stage, chunk));
     if (data === null) return undefined;
     return data
       .split('\n')
       .filter(Boolean)
       .map((line) => {
-        const { custom_id: customId, input } = JSON.parse(line) as { custom_id: string; input: string };
+        const { custom_id: customId, input } = JSON.parse(line) as { custom_id: string; input: string | ChatMessage[] };
         return [customId, input];
       });
   }
@@ -708,7 +709,7 @@ export class BatchStager {
    * Adds one input (from line `line`, 1-based); throws a {@link StagingLineError} for a duplicate
    * custom_id. `raw`, when given, is the line's JSON text `{custom_id, input}` as uploaded (checked).
    */
-  async add(customId: string, input: string, line: number, raw?: Buffer): Promise<void> {
+  async add(customId: string, input: string | ChatMessage[], line: number, raw?: Buffer): Promise<void> {
     const earlier = this.bufferIds.get(customId);
     if (earlier !== undefined) throw new StagingLineError(line, `custom_id ${JSON.stringify(customId)} was already used on line ${earlier}`);
     this.buffer.push(raw ?? Buffer.from(JSON.stringify({ custom_id: customId, input })));

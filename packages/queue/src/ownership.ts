@@ -1,7 +1,7 @@
 import type { RedisClient } from './connection.js';
 
 /** The things a tenant owns, each readable by id. */
-export type OwnedKind = 'job' | 'ticket' | 'batch' | 'cluster';
+export type OwnedKind = 'job' | 'ticket' | 'batch' | 'cluster' | 'file';
 
 export interface ClaimOptions {
   /** How long the claim lasts, in seconds: at least as long as the thing stays readable. */
@@ -13,7 +13,7 @@ export interface ClaimOptions {
 }
 
 /**
- * Who owns each job, ticket, batch and cluster run, under the BullMQ prefix `P`:
+ * Who owns each job, ticket, batch, cluster run and OpenAI Batch API file, under the BullMQ prefix `P`:
  *
  * | key | type | holds |
  * |---|---|---|

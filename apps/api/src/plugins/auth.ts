@@ -26,6 +26,7 @@ const NOT_FOUND: Partial<Record<OwnedKind, [ErrorCode, number]>> = {
   job: ['INFERQ_ERR_JOB_NOT_FOUND', 300],
   ticket: ['INFERQ_ERR_TICKET_NOT_FOUND', 200],
   batch: ['INFERQ_ERR_BATCH_NOT_FOUND', 100],
+  file: ['INFERQ_ERR_FILE_NOT_FOUND', 120],
   cluster: ['INFERQ_ERR_CLUSTER_NOT_FOUND', 100],
 };
 

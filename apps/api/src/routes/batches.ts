@@ -18,10 +18,12 @@ import {
   MAX_BATCH_INPUTS,
   NDJSON_CONTENT_TYPES,
   TASKS,
+  CHAT_TASKS,
   checkParameters,
   isTask,
   parseCompletionWindow,
   type BatchStatus,
+  type TaskName,
 } from '@inferq/contracts';
 import { StagingLineError, isBatchId, newBatchId, toBatchView, type BatchRecord } from '@inferq/queue';
 import { checkBatchInput, drain, lineError, readBatchLines } from '../batch-lines.js';
@@ -103,7 +105,8 @@ function createValidationError(error: Error & { validation?: FastifySchemaValida
   const index = indexes.reduce((min, i) => (i < min ? i : min), Number.POSITIVE_INFINITY);
   const item = (body as { inputs?: unknown[] }).inputs?.[index];
   try {
-    checkBatchInput(item, index + 1, `inputs[${index}]`);
+    const task = (body as { task?: unknown }).task;
+    checkBatchInput(item, index + 1, `inputs[${index}]`, CHAT_TASKS.includes(task as TaskName));
   } catch (lineErr) {
     return lineErr as Error;
   }
@@ -204,6 +207,7 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
             webhookUrl: json.webhook_url,
           };
       const { model, windowSeconds } = await resolveSettings(settings);
+      const chat = CHAT_TASKS.includes(settings.task as TaskName);
 
       // Idempotency-Key: the request's fingerprint is its settings and its inputs (hashed as they are
       // staged), so a JSON body and an upload of the same inputs are the same request.
@@ -213,14 +217,14 @@ export const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
       let staged;
       try {
         if (upload) {
-          for await (const line of readBatchLines(upload, { maxBytes: BATCH_UPLOAD_LIMIT_BYTES })) {
+          for await (const line of readBatchLines(upload, { maxBytes: BATCH_UPLOAD_LIMIT_BYTES, chat })) {
             if (stager.count >= MAX_BATCH_INPUTS) throw httpError('INFERQ_ERR_BATCH_TOO_MANY_INPUTS', MAX_BATCH_INPUTS);
             await stager.add(line.custom_id, line.input, line.line, line.raw);
             inputsHash?.update(JSON.stringify([line.custom_id, line.input])).update('\n');
           }
         } else {
           for (const [i, item] of json.inputs.entries()) {
-            const checked = checkBatchInput(item, i + 1, `inputs[${i}]`);
+            const checked = checkBatchInput(item, i + 1, `inputs[${i}]`, chat);
             await stager.add(checked.custom_id, checked.input, i + 1);
             inputsHash?.update(JSON.stringify([checked.custom_id, checked.input])).update('\n');
           }
