@@ -4,6 +4,7 @@ export * from './batch-scheduler.js';
 export * from './chat-template.js';
 export * from './cpu-turns.js';
 export * from './generation/beam-search.js';
+export * from './generation/continuous-batch.js';
 export * from './generation/generate.js';
 export * from './generation/generation-config.js';
 export * from './generation/generation-error.js';
