@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TINY_LLAMA_ID } from '@inferq/tiny-models';
-import { TextGenerationPipeline, type ContinuousStep, type GeneratedText, type TextGenerationRequest } from '../src/index.js';
+import { GenerationParameterError, TextGenerationPipeline, type ContinuousStep, type GeneratedText, type TextGenerationRequest } from '../src/index.js';
 import { tinyModels } from './helpers.js';
 
 const PROMPTS = [
@@ -126,10 +126,12 @@ describe('continuous batching on the tiny llama', () => {
 
   it('caps the tokens of the admitted rows (prompts plus tokens to generate)', async () => {
     const steps: ContinuousStep[] = [];
-    const requests = PROMPTS.slice(0, 3).map((input) => ({ input, maxNewTokens: 10, minNewTokens: 10 }));
-    const costs = requests.map((r) => ours.cost(ours.prepare(r)));
-    // Room for the largest one alone, not for two.
-    const gen = ours.continuous({ maxTokens: Math.max(...costs) + Math.min(...costs) - 1, onStep: (s) => steps.push(s) });
+    const requests = PROMPTS.slice(0, 3).map((input) => ({ input, maxNewTokens: 30, minNewTokens: 30 }));
+    const costs = requests.map((r) => ours.cost(ours.prepare(r))).sort((a, b) => a - b);
+    // Room for the largest one alone, not for any two.
+    const maxTokens = costs[0]! + costs[1]! - 1;
+    expect(maxTokens).toBeGreaterThanOrEqual(costs[2]!);
+    const gen = ours.continuous({ maxTokens, onStep: (s) => steps.push(s) });
     const out = await Promise.all(requests.map((r) => gen.submit(ours.prepare(r))));
     await gen.close();
     expect(Math.max(...steps.map((s) => s.rows))).toBe(1);
@@ -166,6 +168,33 @@ describe('continuous batching on the tiny llama', () => {
     expect(steps[join]!.waiting).toBe(2);
     expect(order[0]).toBe('interactive');
     expect(gen.batcher.activeRows).toBe(0);
+  });
+
+  it('a request whose scores overflow fails alone; the rows beside it get their text', async () => {
+    const gen = ours.continuous();
+    const good = { input: PROMPTS[0]!, maxNewTokens: 8, minNewTokens: 8 };
+    const [ok, refused] = await Promise.allSettled([
+      gen.submit(ours.prepare(good)),
+      gen.submit(ours.prepare({ input: PROMPTS[1]!, maxNewTokens: 8, doSample: true, temperature: 1e-45 })),
+    ]);
+    await gen.close();
+    expect(ok).toEqual({ status: 'fulfilled', value: await alone(good) });
+    expect((refused as PromiseRejectedResult).reason).toBeInstanceOf(GenerationParameterError);
+  });
+
+  it('a request given up while it waits leaves the queue; one given up while decoding ends at the next step', async () => {
+    const gen = ours.continuous({ maxRows: 1 });
+    const waiting = new AbortController();
+    const decoding = new AbortController();
+    const first = gen.submit({ ...ours.prepare({ input: PROMPTS[0]!, maxNewTokens: 60, minNewTokens: 60 }), signal: decoding.signal });
+    const second = gen.submit({ ...ours.prepare({ input: PROMPTS[1]!, maxNewTokens: 5 }), signal: waiting.signal });
+    waiting.abort(new Error('job timed out'));
+    await expect(second).rejects.toThrow('job timed out');
+    decoding.abort();
+    const out = await first;
+    await gen.close();
+    expect(out.outputTokens).toBeLessThan(60);
+    expect(out.finishReason).toBe('length');
   });
 
   it('refuses beam search (it stays on the static policy)', async () => {

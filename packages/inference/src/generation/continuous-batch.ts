@@ -146,18 +146,29 @@ export class ContinuousBatcher<M extends JoinableStepModel> {
     const { config } = request;
     if (config.numBeams > 1) return Promise.reject(new Error('Continuous batching runs greedy and sampling requests, not beam search'));
     if (request.promptIds.length === 0) return Promise.reject(new Error('Every prompt needs at least one token'));
+    const { signal } = request;
+    if (signal?.aborted) return Promise.reject(signal.reason);
     const samples = config.doSample ? config.numReturnSequences : 1;
     return new Promise<GeneratedSequence>((resolve, reject) => {
-      this.pending.push({
+      // Given up while waiting: it leaves the queue (once admitted, it ends at the next step).
+      const onAbort = () => {
+        const at = this.pending.indexOf(entry);
+        if (at < 0) return;
+        this.pending.splice(at, 1);
+        reject(signal?.reason);
+      };
+      const entry: Entry = {
         request,
         samples,
         cost: (request.promptIds.length + config.maxNewTokens) * samples,
         alone: false,
         results: [],
         left: samples,
-        resolve,
-        reject,
-      });
+        resolve: (value) => (signal?.removeEventListener('abort', onAbort), resolve(value)),
+        reject: (reason) => (signal?.removeEventListener('abort', onAbort), reject(reason)),
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.pending.push(entry);
       this.kick();
     });
   }
@@ -169,7 +180,9 @@ export class ContinuousBatcher<M extends JoinableStepModel> {
   }
 
   private kick(): void {
-    this.loop ??= this.run()
+    // The loop starts a microtask later, so that requests submitted together prefill together.
+    this.loop ??= Promise.resolve()
+      .then(() => this.run())
       .catch((err: unknown) => this.failAll(err))
       .finally(() => {
       this.loop = undefined;
@@ -314,21 +327,35 @@ export class ContinuousBatcher<M extends JoinableStepModel> {
         await this.prefill;
         continue;
       }
-      // 1. Every row picks its next token.
+      // 1. Every row picks its next token. A row whose settings fail here (scores that
+      // overflow at a tiny temperature) fails its request alone; the others go on.
+      const failed = new Map<Entry, unknown>();
       for (const row of this.rows) {
         const { config, onText } = row.entry.request;
-        row.processors.apply(row.logits, { tokens: row.all, generated: row.generated.length });
-        const token = row.sampler.next(row.logits);
-        row.all.push(token);
-        row.generated.push(token);
-        if (config.stop.length > 0 || (onText && row.sample === 0)) row.stream.update(withoutEos(row.generated, config.eosTokenId));
+        if (failed.has(row.entry)) continue;
+        try {
+          row.processors.apply(row.logits, { tokens: row.all, generated: row.generated.length });
+          const token = row.sampler.next(row.logits);
+          row.all.push(token);
+          row.generated.push(token);
+          if (config.stop.length > 0 || (onText && row.sample === 0)) row.stream.update(withoutEos(row.generated, config.eosTokenId));
+        } catch (err) {
+          failed.set(row.entry, err);
+        }
+      }
+      for (const [entry, err] of failed) {
+        this.release([entry]);
+        entry.reject(err);
       }
       // 2. Rows that are done leave.
-      const reasons = this.criteria.check(this.rows.map((r) => ({ config: r.entry.request.config, generated: r.generated, stream: r.stream })));
+      const live = this.rows.filter((r) => !failed.has(r.entry));
+      const reasons = this.criteria.check(live.map((r) => ({ config: r.entry.request.config, generated: r.generated, stream: r.stream })));
       const keep: number[] = [];
       const going: Row[] = [];
+      let checked = 0;
       this.rows.forEach((row, i) => {
-        const reason = reasons[i] ?? (row.entry.request.signal?.aborted ? 'length' : undefined);
+        if (failed.has(row.entry)) return;
+        const reason = reasons[checked++] ?? (row.entry.request.signal?.aborted ? 'length' : undefined);
         if (reason !== undefined) return this.finish(row, reason);
         const { onText } = row.entry.request;
         if (onText && row.sample === 0) {
