@@ -273,6 +273,16 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
       });
       type Prepared = ReturnType<typeof pipeline.prepare>;
       const batches = scheduler<Prepared, GeneratedText>('generation', (b) => pipeline.run(b), (p) => pipeline.cost(p), (p) => pipeline.groupKey(p));
+      // Greedy and sampling requests join one decode loop at step boundaries; beam search
+      // (rows reordered within a request) stays on the static scheduler.
+      const loop =
+        config.GENERATION_BATCHING === 'continuous'
+          ? pipeline.continuous({ maxRows: config.MAX_BATCH_SIZE, maxTokens: config.MAX_BATCH_TOKENS })
+          : undefined;
+      const submit = (prepared: Prepared, priority: number | undefined, signal: AbortSignal | undefined) => {
+        const p = signal ? { ...prepared, signal } : prepared;
+        return loop && prepared.config.numBeams === 1 ? loop.submit(p, priority) : batches.submit(p, { priority, signal });
+      };
       return {
         device: pipeline.session.device,
         async run(input, p, { priority, onToken, signal }) {
@@ -289,9 +299,9 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
           );
           for (const warning of prepared.config.warnings) log.warn({ task: 'generation' }, warning);
           checkGenerationCost(config, prepared.config, pipeline.cost(prepared));
-          return generationResult(await generated(batches.submit(signal ? { ...prepared, signal } : prepared, { priority, signal })));
+          return generationResult(await generated(submit(prepared, priority, signal)));
         },
-        close: async () => (await batches.close(), await pipeline.release()),
+        close: async () => (await Promise.all([batches.close(), loop?.close()]), await pipeline.release()),
       };
     },
   };
