@@ -30,11 +30,12 @@ const alone = async (r: TextGenerationRequest): Promise<GeneratedText> => (await
  * Runs `first` alone in a continuous loop, and submits each of `later` when the loop has
  * decoded `atStep` steps: they join a batch that is mid-decode.
  */
-async function staggered(first: TextGenerationRequest, later: { atStep: number; request: TextGenerationRequest }[], maxRows = 8) {
+async function staggered(first: TextGenerationRequest, later: { atStep: number; request: TextGenerationRequest }[], overlapPrefill = false) {
   const steps: ContinuousStep[] = [];
   const pending: Promise<GeneratedText>[] = [];
   const gen = ours.continuous({
-    maxRows,
+    maxRows: 8,
+    overlapPrefill,
     onStep: (s) => {
       steps.push(s);
       for (const l of later) if (l.atStep === steps.length) pending.push(gen.submit(ours.prepare(l.request)));
@@ -50,7 +51,7 @@ async function staggered(first: TextGenerationRequest, later: { atStep: number; 
 }
 
 describe('continuous batching on the tiny llama', () => {
-  it('greedy requests that join mid-decode get the tokens they get alone; rows of different lengths, stop strings and EOS in one run', async () => {
+  it.each([false, true])('greedy requests that join mid-decode get the tokens they get alone; rows of different lengths, stop strings and EOS in one run (overlapPrefill %s)', async (overlap) => {
     // A stop string taken from a free run of one prompt, so that row stops on it.
     const free = await alone({ input: PROMPTS[0]!, maxNewTokens: 24, minNewTokens: 24 });
     const stop = free.text.slice(5, 8);
@@ -62,7 +63,7 @@ describe('continuous batching on the tiny llama', () => {
       { atStep: 9, request: { input: PROMPTS[4]!, maxNewTokens: 20 } },
       { atStep: 17, request: { input: PROMPTS[1]!, maxNewTokens: 12, minNewTokens: 12 } },
     ];
-    const { out, steps } = await staggered(first, later);
+    const { out, steps } = await staggered(first, later, overlap);
     const requests = [first, ...later.map((l) => l.request)];
     for (const [i, r] of requests.entries()) expect(out[i]).toEqual(await alone(r));
     // They did join a running batch, and it held rows of several requests at once.
@@ -88,7 +89,7 @@ describe('continuous batching on the tiny llama', () => {
     expect(out[0]).toEqual(await alone(first));
   });
 
-  it('seeded sampling gives the same text whatever joins or leaves', async () => {
+  it.each([false, true])('seeded sampling gives the same text whatever joins or leaves (overlapPrefill %s)', async (overlap) => {
     const sampled = (input: string, seed: number, maxNewTokens: number): TextGenerationRequest => ({
       input,
       doSample: true,
@@ -106,7 +107,7 @@ describe('continuous batching on the tiny llama', () => {
       { atStep: 4, request: { ...sampled(PROMPTS[3]!, 14, 15), numReturnSequences: 2 } },
       { atStep: 14, request: sampled(PROMPTS[0]!, 11, 12) },
     ];
-    const { out } = await staggered(first, later);
+    const { out } = await staggered(first, later, overlap);
     const requests = [first, ...later.map((l) => l.request)];
     for (const [i, r] of requests.entries()) expect(out[i]).toEqual(await alone(r));
     // The same seed and prompt joining later repeats the first tokens of the first request.
