@@ -176,6 +176,14 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
     onFallback: (requested, reason) => log.warn({ requested, reason }, `device ${requested} is not available; running ${modelId} on cpu`),
   };
 
+  const onBatch = (task: TaskName) => (stats: BatchStats) => {
+    metrics.batchSize.observe({ model: modelId }, stats.size);
+    metrics.batchSeconds.observe({ model: modelId }, stats.durationMs / 1000);
+    metrics.paddingRatio.observe({ model: modelId }, stats.paddedTokens / Math.max(1, stats.realTokens));
+    metrics.recent.record(modelId, stats);
+    log.debug({ task, ...stats }, 'batch');
+  };
+
   function scheduler<P, O>(task: TaskName, run: (batch: P[]) => Promise<O[]>, cost: (p: P) => number, groupKey?: (p: P) => string) {
     return new BatchScheduler<P, P, O>({
       prepare: (p) => p,
@@ -189,13 +197,7 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
       adaptive: config.BATCHING === 'adaptive',
       // Every model's sessions share the cores: bulk batches wait while any single job's batch runs.
       urgentWork,
-      onBatch: (stats: BatchStats) => {
-        metrics.batchSize.observe({ model: modelId }, stats.size);
-        metrics.batchSeconds.observe({ model: modelId }, stats.durationMs / 1000);
-        metrics.paddingRatio.observe({ model: modelId }, stats.paddedTokens / Math.max(1, stats.realTokens));
-        metrics.recent.record(modelId, stats);
-        log.debug({ task, ...stats }, 'batch');
-      },
+      onBatch: onBatch(task),
     });
   }
 
@@ -277,7 +279,8 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
       // (rows reordered within a request) stays on the static scheduler.
       const loop =
         config.GENERATION_BATCHING === 'continuous'
-          ? pipeline.continuous({ maxRows: config.MAX_BATCH_SIZE, maxTokens: config.MAX_BATCH_TOKENS })
+          ? // Its prefills are the batches /metrics and the heartbeat report (newcomers prefilled together).
+            pipeline.continuous({ maxRows: config.MAX_BATCH_SIZE, maxTokens: config.MAX_BATCH_TOKENS, onPrefill: onBatch('generation') })
           : undefined;
       const submit = (prepared: Prepared, priority: number | undefined, signal: AbortSignal | undefined) => {
         const p = signal ? { ...prepared, signal } : prepared;

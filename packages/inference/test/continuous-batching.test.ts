@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TINY_LLAMA_ID } from '@inferq/tiny-models';
-import { GenerationParameterError, TextGenerationPipeline, type ContinuousStep, type GeneratedText, type TextGenerationRequest } from '../src/index.js';
+import { GenerationParameterError, TextGenerationPipeline, type BatchStats, type ContinuousStep, type GeneratedText, type TextGenerationRequest } from '../src/index.js';
 import { tinyModels } from './helpers.js';
 
 const PROMPTS = [
@@ -117,11 +117,18 @@ describe('continuous batching on the tiny llama', () => {
 
   it('caps the decode batch at maxRows; the rest join as rows leave', async () => {
     const steps: ContinuousStep[] = [];
-    const gen = ours.continuous({ maxRows: 2, onStep: (s) => steps.push(s) });
+    const prefills: BatchStats[] = [];
+    const gen = ours.continuous({ maxRows: 2, onStep: (s) => steps.push(s), onPrefill: (s) => prefills.push(s) });
     const requests = PROMPTS.map((input, i) => ({ input, maxNewTokens: 6 + 3 * i, minNewTokens: 6 + 3 * i }));
     const out = await Promise.all(requests.map((r) => gen.submit(ours.prepare(r))));
     await gen.close();
     expect(Math.max(...steps.map((s) => s.rows))).toBe(2);
+    // Each request was prefilled once, the first two together (submitted in one turn), and
+    // the prefills are reported as batches with their padding.
+    expect(prefills.map((p) => p.size)).toEqual([2, 1, 1, 1]);
+    const promptTokens = requests.map((r) => ours.prepare(r).promptIds.length);
+    expect(prefills.reduce((n, p) => n + p.realTokens, 0)).toBe(promptTokens.reduce((a, b) => a + b, 0));
+    expect(prefills[0]!.paddedTokens).toBe(2 * Math.max(promptTokens[0]!, promptTokens[1]!));
     for (const [i, r] of requests.entries()) expect(out[i]).toEqual(await alone(r));
   });
 

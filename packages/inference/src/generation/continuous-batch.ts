@@ -17,6 +17,7 @@
  * interactive request always finds room at the next step boundary. Greedy and sampling only:
  * beam search reorders rows within a request and stays on the static policy.
  */
+import type { BatchStats } from '../batch-scheduler.js';
 import type { FinishReason, GenerationConfig } from './generation-config.js';
 import { sampleSeed, withoutEos, type GeneratedSequence } from './generate.js';
 import { buildLogitsProcessors, type LogitsProcessorList } from './logits-processors.js';
@@ -80,6 +81,11 @@ export interface ContinuousBatcherOptions<M extends JoinableStepModel> {
    * has a device of its own. @defaultValue false
    */
   overlapPrefill?: boolean;
+  /**
+   * Called after each prefill: the newcomers prefilled together, their prompt tokens with and
+   * without the left padding, its wall time (the batch statistics of a static scheduler).
+   */
+  onPrefill?: (stats: BatchStats) => void;
   /** Called after every decoding step. */
   onStep?: (step: ContinuousStep) => void;
 }
@@ -236,13 +242,25 @@ export class ContinuousBatcher<M extends JoinableStepModel> {
   /** Prefills a group (one left-padded batch); samples of a request repeat its row. */
   private startPrefill(group: Entry[]): void {
     this.prefill = (async (): Promise<Prefilled<M>> => {
+      const prompts = group.map((e) => e.request.promptIds);
+      const started = performance.now();
+      const report = (failed: boolean) =>
+        this.options.onPrefill?.({
+          size: group.length,
+          paddedTokens: group.length * Math.max(...prompts.map((p) => p.length)),
+          realTokens: prompts.reduce((n, p) => n + p.length, 0),
+          durationMs: performance.now() - started,
+          failed,
+        });
       try {
-        const model = this.options.open(group.map((e) => e.request.promptIds));
+        const model = this.options.open(prompts);
         const first = await model.start();
+        report(false);
         const repeat = group.flatMap((e, i) => Array.from({ length: e.samples }, () => i));
         if (repeat.length !== group.length) model.select(repeat);
         return { entries: group, model, logits: repeat.map((i) => (first[i] as Float32Array).slice()) };
       } catch (error) {
+        report(true);
         return { entries: group, error };
       }
     })().then((done) => {
