@@ -202,9 +202,9 @@ export class ContinuousBatcher<M extends JoinableStepModel> {
       .then(() => this.run())
       .catch((err: unknown) => this.failAll(err))
       .finally(() => {
-      this.loop = undefined;
-      if (this.pending.length > 0) this.kick();
-    });
+        this.loop = undefined;
+        if (this.pending.length > 0) this.kick();
+      });
   }
 
   /** The next group of waiting requests that fits the caps, interactive ones first (FIFO within a class). */
