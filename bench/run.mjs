@@ -22,6 +22,7 @@ import { runBulk } from './scenarios/bulk.mjs';
 import { runInteractive } from './scenarios/interactive.mjs';
 import { runGeneration } from './scenarios/generation.mjs';
 import { runLargeVocab } from './scenarios/large-vocab.mjs';
+import { runStaggered } from './scenarios/staggered.mjs';
 import { runMemory } from './scenarios/memory.mjs';
 import { runLongInputs } from './scenarios/long-inputs.mjs';
 
@@ -29,7 +30,7 @@ const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(BENCH_DIR, '..');
 const MODELS_DIR = join(BENCH_DIR, '.models');
 
-const SCENARIOS = ['ceiling', 'peer', 'scheduler', 'submission', 'bulk', 'interactive', 'generation', 'memory', 'long-inputs', 'large-vocab'];
+const SCENARIOS = ['ceiling', 'peer', 'scheduler', 'submission', 'bulk', 'interactive', 'generation', 'memory', 'long-inputs', 'large-vocab', 'staggered'];
 
 function parseArgs(argv) {
   const args = { quick: false, only: SCENARIOS };
@@ -50,11 +51,11 @@ const mode = args.quick ? 'quick' : 'full';
 const plan = {
   quick: {
     m: 64, budgets: [512, 2048, 8192], n: 150, slices: 2, warmup: 32, repeats: 3, submitSeconds: 2,
-    bulkN: 600, probes: 40, bulkInputs: 5000, memorySizes: [1000, 10_000], genRepeats: 2, longInputs: 32, longRepeats: 2, vocabTokens: 32, vocabRepeats: 3,
+    bulkN: 600, probes: 40, bulkInputs: 5000, memorySizes: [1000, 10_000], genRepeats: 2, longInputs: 32, longRepeats: 2, vocabTokens: 32, vocabRepeats: 3, staggeredRepeats: 2,
   },
   full: {
     m: 800, budgets: [256, 512, 1024, 2048, 4096, 8192], n: 10_000, slices: 10, warmup: 256, repeats: 3, submitSeconds: 15,
-    bulkN: 10_000, probes: 150, bulkInputs: 50_000, memorySizes: [1000, 100_000], genRepeats: 3, longInputs: 128, longRepeats: 3, vocabTokens: 128, vocabRepeats: 3,
+    bulkN: 10_000, probes: 150, bulkInputs: 50_000, memorySizes: [1000, 100_000], genRepeats: 3, longInputs: 128, longRepeats: 3, vocabTokens: 128, vocabRepeats: 3, staggeredRepeats: 3,
   },
 }[mode];
 Object.assign(plan, Object.fromEntries(['repeats', 'n', 'm', 'slices'].filter((k) => args[k]).map((k) => [k, args[k]])));
@@ -227,6 +228,12 @@ if (args.only.includes('large-vocab')) {
   const prompts = sampleTexts.slice(0, 16).map((t) => t.split(' ').slice(0, 24).join(' '));
   log(`scenario 9, large vocabulary: ${BENCH_LLAMA_152K_ID}, 1 and 16 rows x ${plan.vocabTokens} new tokens; a 16 x 512 prefill in a fresh process`);
   results.largeVocab = await runLargeVocab({ modelDir: llama, threads, prompts, newTokens: plan.vocabTokens, repeats: plan.vocabRepeats, log });
+}
+if (args.only.includes('staggered')) {
+  const llama = await ensureModel(MODELS_DIR, BENCH_LLAMA_ID);
+  const prompts = sampleTexts.slice(0, 48).map((t) => t.split(' ').slice(0, 24).join(' '));
+  log(`scenario 11, staggered arrivals: 48 chat requests, max_new_tokens 32-256, Poisson arrivals, continuous vs static batching on ${BENCH_LLAMA_ID}`);
+  results.staggered = await runStaggered({ modelDir: llama, threads, prompts, requests: 48, repeats: plan.staggeredRepeats, log });
 }
 if (args.only.includes('memory')) {
   await ensureModel(MODELS_DIR, TINY_CLASSIFIER_ID);

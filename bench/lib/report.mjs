@@ -121,6 +121,18 @@ export function buildReport(r) {
     // Lower is better: at most 2x idle, checked as idle/busy >= 0.5.
     ratios.push({ name: 'idle p95 / p95 under long inputs (bulk 100k-char lines and zero-shot 50 labels x 100k chars; at most 2x idle)', ...summarize(L.map((x) => x.idle.p95 / x.busy.p95)), target: 0.5 });
   }
+  if (r.staggered) {
+    const { continuous: c, static: st } = r.staggered.runs;
+    for (const [name, runs] of Object.entries(r.staggered.runs)) {
+      for (const key of ['tokensPerSecond', 'ttftP50', 'ttftP95', 'e2eP50', 'e2eP95', 'meanInFlight', 'backgroundCores', 'prefillS', 'decodeS', 'meanRows', 'paddingRatio']) {
+        figures[`staggered ${name} ${key}`] = summarize(runs.map((x) => x[key]));
+      }
+    }
+    const pick = (runs, key) => runs.map((x) => x[key]);
+    ratios.push({ name: 'staggered arrivals tokens/s: continuous / static', ...summarize(ratioRuns(pick(c, 'tokensPerSecond'), pick(st, 'tokensPerSecond'))), target: 1.5 });
+    // Lower is better: p95 TTFT at most 0.5x static, checked as static/continuous >= 2.
+    ratios.push({ name: 'staggered arrivals p95 time to first token: static / continuous (continuous at most 0.5x static)', ...summarize(ratioRuns(pick(st, 'ttftP95'), pick(c, 'ttftP95'))), target: 2 });
+  }
   for (const x of ratios) x.met = x.median >= x.target;
   return { figures, ratios };
 }
@@ -196,6 +208,25 @@ export function renderMarkdown(r, report, { tablesOnly = false } = {}) {
       lines.push(`| 10. prefill ${v.prefillRows} x ${v.prefillTokens} ${where}: event loop delay p99 (max ${p.loopMaxMs.toFixed(0)}; prefill ${(p.prefillMs / 1000).toFixed(1)} s${load}) | ${p.loopP99Ms.toFixed(0)} | ms |`);
     }
   } else lines.push('| 10. large vocabulary | not run | |');
+  if (f['staggered continuous tokensPerSecond']) {
+    const g = r.staggered;
+    const label = `11. staggered arrivals, ${g.requests} chat requests, max_new_tokens 32-256 (mean ${g.meanTokens.toFixed(0)}), Poisson ${g.ratePerSecond.toFixed(2)}/s (bench llama)`;
+    for (const name of ['continuous', 'static']) {
+      lines.push(rowFor(`${label}, ${name}: tokens/s`, f[`staggered ${name} tokensPerSecond`], 'tokens/s', 0));
+      lines.push(rowFor(`11. ${name}: time to first token p50`, f[`staggered ${name} ttftP50`], 'ms', 0));
+      lines.push(rowFor(`11. ${name}: time to first token p95`, f[`staggered ${name} ttftP95`], 'ms', 0));
+      lines.push(rowFor(`11. ${name}: end-to-end latency p50`, f[`staggered ${name} e2eP50`], 'ms', 0));
+      lines.push(rowFor(`11. ${name}: end-to-end latency p95`, f[`staggered ${name} e2eP95`], 'ms', 0));
+      lines.push(rowFor(`11. ${name}: requests in flight (time-weighted mean)`, f[`staggered ${name} meanInFlight`], 'requests', 1));
+      lines.push(rowFor(`11. (load) ${name}: cores other processes used`, f[`staggered ${name} backgroundCores`], 'cores', 1));
+      if (f[`staggered ${name} paddingRatio`]) {
+        lines.push(rowFor(`11. (profile) ${name}: rows per decoding step`, f[`staggered ${name} meanRows`], 'rows', 1));
+        lines.push(rowFor(`11. (profile) ${name}: attention-mask cells per real token in decoding steps (padding)`, f[`staggered ${name} paddingRatio`], 'x', 2));
+        lines.push(rowFor(`11. (profile) ${name}: session time in decoding steps`, f[`staggered ${name} decodeS`], 's', 1));
+        lines.push(rowFor(`11. (profile) ${name}: session time in prefills`, f[`staggered ${name} prefillS`], 's', 1));
+      }
+    }
+  } else lines.push('| 11. staggered arrivals | not run | |');
   if (r.memory) {
     for (const m of r.memory) {
       lines.push(`| 8. peak RSS, batch of ${m.inputs} inputs run to the end (${m.seconds.toFixed(0)} s): API | ${m.apiPeakMiB.toFixed(0)} | MiB |`);

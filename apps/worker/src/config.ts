@@ -32,6 +32,11 @@ const Schema = Type.Object({
     default: 'adaptive',
     description: 'adaptive: the three batch limits are caps and the scheduler learns which batch shapes pay on this device; static: the limits as they are',
   }),
+  GENERATION_BATCHING: Type.Union([Type.Literal('continuous'), Type.Literal('static')], {
+    default: 'continuous',
+    description:
+      'continuous: one decode loop per generation model, new requests join the running batch at the next step (MAX_BATCH_SIZE rows, MAX_BATCH_TOKENS of prompts plus max_new_tokens); static: batches start together and run to their end. Beam search and summarization always batch statically',
+  }),
   BACKGROUND_BATCH_TOKENS: Type.Integer({
     default: 512,
     minimum: 1,

@@ -181,6 +181,14 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
     onFallback: (requested, reason) => log.warn({ requested, reason }, `device ${requested} is not available; running ${modelId} on cpu`),
   };
 
+  const onBatch = (task: TaskName) => (stats: BatchStats) => {
+    metrics.batchSize.observe({ model: modelId }, stats.size);
+    metrics.batchSeconds.observe({ model: modelId }, stats.durationMs / 1000);
+    metrics.paddingRatio.observe({ model: modelId }, stats.paddedTokens / Math.max(1, stats.realTokens));
+    metrics.recent.record(modelId, stats);
+    log.debug({ task, ...stats }, 'batch');
+  };
+
   function scheduler<P, O>(task: TaskName, run: (batch: P[]) => Promise<O[]>, cost: (p: P) => number, groupKey?: (p: P) => string) {
     return new BatchScheduler<P, P, O>({
       prepare: (p) => p,
@@ -194,13 +202,7 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
       adaptive: config.BATCHING === 'adaptive',
       // Every model's sessions share the cores: bulk batches wait while any single job's batch runs.
       urgentWork,
-      onBatch: (stats: BatchStats) => {
-        metrics.batchSize.observe({ model: modelId }, stats.size);
-        metrics.batchSeconds.observe({ model: modelId }, stats.durationMs / 1000);
-        metrics.paddingRatio.observe({ model: modelId }, stats.paddedTokens / Math.max(1, stats.realTokens));
-        metrics.recent.record(modelId, stats);
-        log.debug({ task, ...stats }, 'batch');
-      },
+      onBatch: onBatch(task),
     });
   }
 
@@ -278,6 +280,17 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
       });
       type Prepared = ReturnType<typeof pipeline.prepare>;
       const batches = scheduler<Prepared, GeneratedText>('generation', (b) => pipeline.run(b), (p) => pipeline.cost(p), (p) => pipeline.groupKey(p));
+      // Greedy and sampling requests join one decode loop at step boundaries; beam search
+      // (rows reordered within a request) stays on the static scheduler.
+      const loop =
+        config.GENERATION_BATCHING === 'continuous'
+          ? // Its prefills are the batches /metrics and the heartbeat report (newcomers prefilled together).
+            pipeline.continuous({ maxRows: config.MAX_BATCH_SIZE, maxTokens: config.MAX_BATCH_TOKENS, onPrefill: onBatch('generation') })
+          : undefined;
+      const submit = (prepared: Prepared, priority: number | undefined, signal: AbortSignal | undefined) => {
+        const p = signal ? { ...prepared, signal } : prepared;
+        return loop && prepared.config.numBeams === 1 ? loop.submit(p, priority) : batches.submit(p, { priority, signal });
+      };
       return {
         device: pipeline.session.device,
         async run(input, p, { priority, onToken, signal }) {
@@ -294,9 +307,9 @@ export async function createRunner(modelId: string, config: WorkerConfig, metric
           );
           for (const warning of prepared.config.warnings) log.warn({ task: 'generation' }, warning);
           checkGenerationCost(config, prepared.config, pipeline.cost(prepared));
-          return generationResult(await generated(batches.submit(signal ? { ...prepared, signal } : prepared, { priority, signal })));
+          return generationResult(await generated(submit(prepared, priority, signal)));
         },
-        close: async () => (await batches.close(), await pipeline.release()),
+        close: async () => (await Promise.all([batches.close(), loop?.close()]), await pipeline.release()),
       };
     },
     async embedding() {

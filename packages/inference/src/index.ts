@@ -7,6 +7,7 @@ export * from './clustering/cluster-keywords.js';
 export * from './clustering/cluster-metrics.js';
 export * from './clustering/cluster-vectors.js';
 export * from './generation/beam-search.js';
+export * from './generation/continuous-batch.js';
 export * from './generation/generate.js';
 export * from './generation/generation-config.js';
 export * from './generation/generation-error.js';

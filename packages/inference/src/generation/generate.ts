@@ -65,7 +65,7 @@ interface Active {
 }
 
 /** Without a trailing EOS token. */
-function withoutEos(tokens: readonly number[], eos: readonly number[]): readonly number[] {
+export function withoutEos(tokens: readonly number[], eos: readonly number[]): readonly number[] {
   const last = tokens[tokens.length - 1];
   return last !== undefined && eos.includes(last) ? tokens.slice(0, -1) : tokens;
 }
@@ -197,7 +197,7 @@ export async function generate(model: StepModel, rows: readonly GenerateRow[], d
 }
 
 /** The seed of sample `k` of a request: its own seed for the first, derived ones for the rest. */
-function sampleSeed(seed: number | undefined, k: number): number | undefined {
+export function sampleSeed(seed: number | undefined, k: number): number | undefined {
   if (seed === undefined || k === 0) return seed;
   return (Math.imul(seed ^ 0x9e3779b9, k + 1) + k) >>> 0;
 }

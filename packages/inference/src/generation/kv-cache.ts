@@ -46,6 +46,38 @@ export function dropLeading<T extends { data: Float32Array | BigInt64Array; dims
   return { ...t, data, dims };
 }
 
+/**
+ * The rows of `a` then the rows of `b` (tensors of any rank, rows on axis 0), the shorter
+ * of the two left-padded with zeros along `axis` to the longer's length: how a request
+ * prefilled on its own joins a running batch whose cache is longer (its mask gets zeros
+ * there, so the padding is never attended to).
+ */
+export function concatLeftPadded<T extends { data: Float32Array | BigInt64Array; dims: readonly number[] }>(a: T, b: T, axis: number): T {
+  const la = a.dims[axis] as number;
+  const lb = b.dims[axis] as number;
+  const len = Math.max(la, lb);
+  const inner = a.dims.slice(axis + 1).reduce((x, y) => x * y, 1);
+  const outerOf = (t: T) => t.dims.slice(0, axis).reduce((x, y) => x * y, 1);
+  const outerA = outerOf(a);
+  const outerB = outerOf(b);
+  const Ctor = a.data.constructor as new (n: number) => T['data'];
+  const data = new Ctor((outerA + outerB) * len * inner);
+  const copy = (t: T, tLen: number, outer: number, base: number) => {
+    for (let o = 0; o < outer; o++) {
+      (data as Float32Array).set(
+        (t.data as Float32Array).subarray(o * tLen * inner, (o + 1) * tLen * inner),
+        ((base + o) * len + len - tLen) * inner,
+      );
+    }
+  };
+  copy(a, la, outerA, 0);
+  copy(b, lb, outerB, outerA);
+  const dims = [...a.dims];
+  dims[0] = (a.dims[0] as number) + (b.dims[0] as number);
+  dims[axis] = len;
+  return { ...a, data, dims };
+}
+
 /** Past keys and values by input name (`past_key_values.{i}.key`, `...decoder.value`, ...). */
 export class KvCache {
   private readonly entries = new Map<string, FloatTensor>();
@@ -85,6 +117,15 @@ export class KvCache {
   /** Keeps rows `rows` (may repeat, for beams) of every past `which` accepts (all by default). */
   select(rows: readonly number[], which: (pastName: string) => boolean = () => true): void {
     for (const [name, t] of this.entries) if (which(name)) this.entries.set(name, selectRows(t, rows));
+  }
+
+  /** Appends the rows of `other` (same inputs), left-padding the shorter cache (axis 2) with zeros. */
+  append(other: KvCache): void {
+    for (const [name, t] of this.entries) {
+      const o = other.entries.get(name);
+      if (!o) throw new Error(`append: the other cache has no ${name}`);
+      this.entries.set(name, concatLeftPadded(t, o, 2));
+    }
   }
 
   /** Drops the first `count` positions (axis 2) of the pasts `which` accepts. */

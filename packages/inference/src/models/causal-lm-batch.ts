@@ -9,7 +9,7 @@
  */
 import type { Session, Tensor } from '../backend/onnx.js';
 import type { StepModel } from '../generation/generate.js';
-import { dropLeading, KvCache, selectRows } from '../generation/kv-cache.js';
+import { concatLeftPadded, dropLeading, KvCache, selectRows } from '../generation/kv-cache.js';
 import { lastPositionLogits, type PastShape } from './past-shapes.js';
 
 interface Int64Matrix {
@@ -149,6 +149,29 @@ export class CausalLmBatch implements StepModel {
       { type: 'int64', data: BigInt64Array.from(tokens, (t) => BigInt(t)), dims: [rows, 1] },
       { type: 'int64', data: positions, dims: [rows, 1] },
     );
+  }
+
+  /** Rows in the batch now. */
+  get rows(): number {
+    return this.mask.dims[0] ?? 0;
+  }
+
+  /**
+   * Takes the rows of `other` (prefilled, or stepped, on its own) after this batch's rows:
+   * their caches and masks are left-padded to the longer of the two, and each row keeps its
+   * own positions, so a row that joins sees what it saw alone (continuous batching).
+   */
+  append(other: CausalLmBatch): void {
+    if (other.rows === 0) return;
+    if (this.rows === 0) {
+      this.mask = other.mask;
+      this.nextPositions = [...other.nextPositions];
+      this.cache = other.cache;
+      return;
+    }
+    this.mask = concatLeftPadded(this.mask, other.mask, 1);
+    this.nextPositions = [...this.nextPositions, ...other.nextPositions];
+    this.cache.append(other.cache);
   }
 
   select(rows: readonly number[]): void {

@@ -9,6 +9,7 @@
  */
 import { createSession, type Session } from '../backend/onnx.js';
 import { checkChatMessages, renderChat, type ChatMessage } from '../chat-template.js';
+import { ContinuousBatcher, type ContinuousBatcherOptions } from '../generation/continuous-batch.js';
 import { generate, type GeneratedSequence } from '../generation/generate.js';
 import { StreamOnce } from '../generation/stream-once.js';
 import {
@@ -49,6 +50,15 @@ export interface TextGenerationRequest extends GenerationOptions {
   onToken?: (textDelta: string) => void;
   /** Most prompt tokens: a longer prompt throws {@link PromptTooLongError}, having cost only that many tokens. @defaultValue no limit */
   maxPromptTokens?: number;
+}
+
+/** A model's continuous decode loop for prepared requests (see {@link TextGenerationPipeline.continuous}). */
+export interface ContinuousTextGeneration {
+  readonly batcher: ContinuousBatcher<CausalLmBatch>;
+  /** Generates for one prepared request (greedy or sampling); priority 0 is interactive, higher is bulk. */
+  submit(prepared: TextGenerationPrepared, priority?: number): Promise<GeneratedText>;
+  /** Waits for every admitted and waiting request, refusing new ones. */
+  close(): Promise<void>;
 }
 
 /** A validated, tokenized request, ready to share a batch. */
@@ -203,16 +213,45 @@ export class TextGenerationPipeline {
       return { config: p.config, context: p.promptIds, ...(onText ? { onText } : {}), ...(p.signal ? { signal: p.signal } : {}) };
     });
     const sequences = await generate(model, rows, (ids) => this.tokenizer.decode([...ids]));
-    return sequences.map((s, i) => {
-      const p = batch[i] as TextGenerationPrepared;
-      const one = (x: GeneratedSequence) => ({
-        text: p.returnFullText ? p.promptText + x.text : x.text,
-        tokenIds: x.tokens,
-        finishReason: x.finishReason,
-        outputTokens: x.tokens.length,
-      });
-      return { ...one(s), inputTokens: p.promptIds.length, ...(s.sequences ? { sequences: s.sequences.map(one) } : {}) };
+    return sequences.map((s, i) => this.output(batch[i] as TextGenerationPrepared, s));
+  }
+
+  private output(p: TextGenerationPrepared, s: GeneratedSequence): GeneratedText {
+    const one = (x: GeneratedSequence) => ({
+      text: p.returnFullText ? p.promptText + x.text : x.text,
+      tokenIds: x.tokens,
+      finishReason: x.finishReason,
+      outputTokens: x.tokens.length,
     });
+    return { ...one(s), inputTokens: p.promptIds.length, ...(s.sequences ? { sequences: s.sequences.map(one) } : {}) };
+  }
+
+  /**
+   * A continuous-batching decode loop over this model ({@link ContinuousBatcher}): requests
+   * submitted at any time join the running batch at the next step boundary. Beam search
+   * requests are refused (run them with {@link TextGenerationPipeline.run}).
+   */
+  continuous(options: Omit<ContinuousBatcherOptions<CausalLmBatch>, 'open' | 'decode'> = {}): ContinuousTextGeneration {
+    const batcher = new ContinuousBatcher<CausalLmBatch>({
+      ...options,
+      open: (prompts) => new CausalLmBatch(this.session, prompts, this.tokenizer.padId, this.shapes, this.batchOptions),
+      decode: (ids) => this.tokenizer.decode([...ids]),
+    });
+    return {
+      batcher,
+      submit: async (p, priority = 0) => {
+        const onText = p.stream?.attempt();
+        const s = await batcher.submit({
+          promptIds: p.promptIds,
+          config: p.config,
+          priority,
+          ...(onText ? { onText } : {}),
+          ...(p.signal ? { signal: p.signal } : {}),
+        });
+        return this.output(p, s);
+      },
+      close: () => batcher.close(),
+    };
   }
 
   /** Prepares and runs several inputs as one batch (convenience). */
