@@ -23,7 +23,7 @@ describe('error codes', () => {
 
   it('send every bad input with a 4xx and only server faults with a 5xx', () => {
     for (const [code, { status }] of Object.entries(ERRORS)) {
-      const serverFault = ['INFERQ_ERR_INTERNAL', 'INFERQ_ERR_QUEUE_UNAVAILABLE', 'INFERQ_ERR_INFERENCE_FAILED', 'INFERQ_ERR_MODEL_NOT_LOADED', 'INFERQ_ERR_JOB_TIMEOUT', 'INFERQ_ERR_WORKER_CRASHED'];
+      const serverFault = ['INFERQ_ERR_INTERNAL', 'INFERQ_ERR_QUEUE_UNAVAILABLE', 'INFERQ_ERR_INFERENCE_FAILED', 'INFERQ_ERR_MODEL_NOT_LOADED', 'INFERQ_ERR_JOB_TIMEOUT', 'INFERQ_ERR_WORKER_CRASHED', 'INFERQ_ERR_WAIT_TIMEOUT'];
       if (serverFault.includes(code)) expect(status, code).toBeGreaterThanOrEqual(500);
       else expect(status, code).toBeLessThan(500);
     }
