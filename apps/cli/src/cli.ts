@@ -5,8 +5,8 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_API_URL } from './api-client.js';
-import { cancel, results, status, submit } from './commands/batches.js';
-import { cluster, embed } from './commands/clusters.js';
+import { cancel, results, status, submit, type SubmitOptions } from './commands/batches.js';
+import { cluster, embed, type ClusterOptions, type EmbedOptions } from './commands/clusters.js';
 import { classify, triage } from './commands/jobs.js';
 import { listModels, pull } from './commands/models.js';
 import { createKey, listKeys, revokeKey } from './commands/keys.js';
@@ -29,6 +29,14 @@ function positiveNumber(name: string) {
     if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number`);
     return n;
   };
+}
+
+/**
+ * The options among `names` that were given on the command line, as `T`'s fields: one not
+ * given is left out (not set to undefined), so the command's defaults apply.
+ */
+function given<T>(opts: Record<string, unknown>, names: readonly (keyof T & string)[]): Partial<T> {
+  return Object.fromEntries(names.filter((name) => opts[name] !== undefined).map((name) => [name, opts[name]])) as Partial<T>;
 }
 
 const EXIT_CODES_HELP = `
@@ -84,13 +92,7 @@ export function buildProgram(io: CliIo, run: (action: () => Promise<number>) => 
           task: opts.task as string,
           wait: opts.wait as boolean,
           interval: (opts.interval as number) * 1000,
-          ...(opts.model !== undefined ? { model: opts.model as string } : {}),
-          ...(opts.column !== undefined ? { column: opts.column as string } : {}),
-          ...(opts.idColumn !== undefined ? { idColumn: opts.idColumn as string } : {}),
-          ...(opts.format !== undefined ? { format: opts.format as 'jsonl' | 'csv' | 'tsv' } : {}),
-          ...(opts.parameters !== undefined ? { parameters: opts.parameters as string } : {}),
-          ...(opts.out !== undefined ? { out: opts.out as string } : {}),
-          ...(opts.idempotencyKey !== undefined ? { idempotencyKey: opts.idempotencyKey as string } : {}),
+          ...given<SubmitOptions>(opts, ['model', 'column', 'idColumn', 'format', 'parameters', 'out', 'idempotencyKey']),
         }),
       ),
     );
@@ -156,12 +158,7 @@ export function buildProgram(io: CliIo, run: (action: () => Promise<number>) => 
       run(() =>
         embed(context(command), file, {
           interval: (opts.interval as number) * 1000,
-          ...(opts.model !== undefined ? { model: opts.model as string } : {}),
-          ...(opts.column !== undefined ? { column: opts.column as string } : {}),
-          ...(opts.idColumn !== undefined ? { idColumn: opts.idColumn as string } : {}),
-          ...(opts.format !== undefined ? { format: opts.format as 'jsonl' | 'csv' | 'tsv' } : {}),
-          ...(opts.parameters !== undefined ? { parameters: opts.parameters as string } : {}),
-          ...(opts.out !== undefined ? { out: opts.out as string } : {}),
+          ...given<EmbedOptions>(opts, ['model', 'column', 'idColumn', 'format', 'parameters', 'out']),
         }),
       ),
     );
@@ -185,14 +182,7 @@ export function buildProgram(io: CliIo, run: (action: () => Promise<number>) => 
         cluster(context(command), file, {
           interval: (opts.interval as number) * 1000,
           json: opts.json as boolean,
-          ...(opts.model !== undefined ? { model: opts.model as string } : {}),
-          ...(opts.column !== undefined ? { column: opts.column as string } : {}),
-          ...(opts.idColumn !== undefined ? { idColumn: opts.idColumn as string } : {}),
-          ...(opts.format !== undefined ? { format: opts.format as 'jsonl' | 'csv' | 'tsv' } : {}),
-          ...(opts.numClusters !== undefined ? { numClusters: opts.numClusters as number } : {}),
-          ...(opts.maxClusters !== undefined ? { maxClusters: opts.maxClusters as number } : {}),
-          ...(opts.minClusterSize !== undefined ? { minClusterSize: opts.minClusterSize as number } : {}),
-          ...(opts.out !== undefined ? { out: opts.out as string } : {}),
+          ...given<ClusterOptions>(opts, ['model', 'column', 'idColumn', 'format', 'numClusters', 'maxClusters', 'minClusterSize', 'out']),
         }),
       ),
     );

@@ -11,6 +11,7 @@
  * and have no well-kept JavaScript implementation.
  */
 import { kmeans } from 'ml-kmeans';
+import { mulberry32 } from '../generation/sampler.js';
 
 /** Options of {@link clusterVectors}. */
 export interface ClusterVectorsOptions {
@@ -53,17 +54,6 @@ function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let s = 0;
   for (let i = 0; i < a.length; i++) s += (a[i] ?? 0) * (b[i] ?? 0);
   return s;
-}
-
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A seeded sample of `size` indices out of `n`, in increasing order. */

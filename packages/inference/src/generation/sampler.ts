@@ -16,6 +16,12 @@ export function seededRandom(seed?: number): Random {
   state = Math.imul(state ^ (state >>> 16), 0x85ebca6b) >>> 0;
   state = Math.imul(state ^ (state >>> 13), 0xc2b2ae35) >>> 0;
   state = (state ^ (state >>> 16)) >>> 0;
+  return mulberry32(state);
+}
+
+/** mulberry32 from `seed` as it is (no scrambling): numbers in [0, 1), the same on every platform. */
+export function mulberry32(seed: number): Random {
+  let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;
     let t = state;
