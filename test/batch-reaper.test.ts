@@ -5,7 +5,7 @@ import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { ApiApp } from '@inferq/api';
 import { DEFAULT_TENANT } from '@inferq/contracts';
-import { BATCHES_QUEUE, BatchStore, Ownership, WEBHOOKS_QUEUE, bulkQueueNameForModel, bulkQueuesKey, chunkJobId } from '@inferq/queue';
+import { BATCHES_QUEUE, BatchStore, CLUSTERS_QUEUE, ClusterStore, Ownership, WEBHOOKS_QUEUE, batchJobId, newClusterId, bulkQueueNameForModel, bulkQueuesKey, chunkJobId } from '@inferq/queue';
 import { BatchReaper, MAINTENANCE_QUEUE } from '@inferq/worker';
 import type { BatchView, ResultLine } from './support/batches.js';
 import { silent, startStack, until, type InProcessStack } from './support/in-process.js';
@@ -106,6 +106,19 @@ describe('the batch reaper', () => {
     const young = await recordWithoutFlow(1, 0);
     await reaper.reapOnce();
     expect((await store.get(young))?.status).toBe('validating');
+  });
+
+  it("resumes a cluster run's embedding batch stuck validating under its clustering job, so the run still ends", async () => {
+    const id = await recordWithoutFlow(3, 120_000);
+    const cluster = newClusterId();
+    await redis.hset(store.batchKey(id), 'metadata', JSON.stringify({ cluster_run: cluster }));
+    await new ClusterStore(redis, stack.prefix).create({ id: cluster, batch: id, model: UNSERVED, source: 'inputs', settings: {}, createdAt: Date.now() - 120_000, retentionSeconds: 3600 });
+    expect((await reaper.reapOnce()).resumed).toBe(1);
+    const run = queue(CLUSTERS_QUEUE);
+    expect(await run.getJobState(cluster)).toBe('waiting-children');
+    const record = await store.get(id);
+    const parentKey = await redis.hget(`${stack.prefix}:${BATCHES_QUEUE}:${batchJobId(id, record?.stage ?? '')}`, 'parentKey');
+    expect(parentKey).toBe(`${stack.prefix}:${CLUSTERS_QUEUE}:${cluster}`);
   });
 
   it('fails a batch stuck validating whose staged chunk was lost from Redis, rather than run it with results cut short', async () => {

@@ -5,7 +5,12 @@ import {
   BATCHES_QUEUE,
   BatchStore,
   WEBHOOKS_QUEUE,
+  CLUSTERS_QUEUE,
+  ClusterStore,
   addBatchFlow,
+  isClusterId,
+  type FlowParent,
+  type ClusterJobData,
   batchJobId,
   bulkQueueNameForModel,
   bulkQueuesKey,
@@ -181,7 +186,8 @@ export class BatchReaper {
         this.log.error({ batch: record.id, lost: lost.length }, 'a batch stuck validating lost staged chunks: failed');
         return;
       }
-      await addBatchFlow(this.flows, this.redis, record, { prefix: this.options.prefix, retentionSeconds: record.retentionSeconds });
+      const parent = await this.clusterParent(record);
+      await addBatchFlow(this.flows, this.redis, record, { prefix: this.options.prefix, retentionSeconds: record.retentionSeconds, ...(parent ? { parent } : {}) });
       await this.store.transition(record.id, 'in_progress', ['validating'], now);
       report.resumed++;
       this.log.warn({ batch: record.id }, 'resumed a batch stuck validating');
@@ -230,6 +236,18 @@ export class BatchReaper {
     report.finalized++;
     this.log.info({ batch: final.id, status: final.status }, 'reaper finalized a batch');
     if (final.webhookUrl) await this.outbox.send(final.id, final.webhookUrl, `batch.${final.status}` as WebhookEvent, toBatchView(final));
+  }
+
+  /**
+   * The clustering job above a cluster run's embedding batch, so a resumed batch still feeds
+   * its run: only when the run named in the batch's metadata exists and names this batch back.
+   */
+  private async clusterParent(record: BatchRecord): Promise<FlowParent | undefined> {
+    const id = record.metadata?.cluster_run;
+    if (!id || !isClusterId(id)) return undefined;
+    const run = await new ClusterStore(this.redis, this.options.prefix).get(id);
+    if (run?.batch !== record.id) return undefined;
+    return { queueName: CLUSTERS_QUEUE, name: 'cluster', jobId: id, data: { cluster: id, batch: record.id } satisfies ClusterJobData };
   }
 
   /** Removes chunk and parent jobs, in any state but active, whose batch record is gone. */
