@@ -86,7 +86,13 @@ export const jobEventRoutes: FastifyPluginAsyncTypebox = async (app) => {
         emitter.off(names.progress, onProgress);
         for (const name of [names.active, names.completed, names.failed]) emitter.off(name, onChange);
       });
-      const readView = (): Promise<JobView | undefined> => app.queues.readView(modelId, id);
+      // A read that fails (Redis gone, the API closing after the client left) ends the stream:
+      // nothing awaits the generator's rejection once the response is streaming.
+      const readView = (): Promise<JobView | undefined> =>
+        app.queues.readView(modelId, id).catch((err: unknown) => {
+          if (!ended.signal.aborted) request.log.warn({ err, jobId: id }, 'job events: reading the job failed; the stream ends');
+          return undefined;
+        });
 
       async function* stream(): AsyncGenerator<EventMessage> {
         try {
